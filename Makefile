@@ -1,0 +1,46 @@
+# One entry point for setup, tests, the demo and the long jobs.
+# Everything lands in .venv (which also becomes the ROS 2 prefix); re-running is a no-op.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps.stamp
+ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: setup test lint demo results-xor bench-train clean
+
+setup: $(DEPS_STAMP) $(ROS_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Python deps: exact pins from requirements.txt as constraints, the project in editable mode.
+$(DEPS_STAMP): pyproject.toml requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt -e ".[train,dev]"
+	touch $@
+
+# ROS 2 Kilted wheels + msgs/ built into the venv (the script keeps its own stamp).
+$(ROS_STAMP): $(DEPS_STAMP) requirements-ros.txt scripts/setup_ros.sh $(wildcard msgs/* msgs/msg/*)
+	bash scripts/setup_ros.sh $(VENV)
+
+test: setup
+	$(VENV)/bin/ruff check robot_runtime training sim tests
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check robot_runtime training sim tests
+
+# The main job: the bundled policy, sim-in-the-loop.
+demo: setup
+	$(VENV)/bin/robot-runtime eval --policy policies/xor/policy.onnx --episodes 2000
+
+# Long jobs (not part of the tests).
+results-xor: setup
+	$(PY) -m training.results_xor --out docs/results
+
+bench-train: setup
+	$(PY) benchmarks/train_time.py --json docs/results/train_time.json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

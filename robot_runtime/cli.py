@@ -1,0 +1,110 @@
+"""`robot-runtime`: one console script, one subcommand per job.
+
+Imports are lazy: `robot-runtime node` on a robot must not pull in torch or
+VMAS, and `--help` must be instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _team_sizes(text: str) -> list[int]:
+    sizes: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            sizes += range(int(lo), int(hi) + 1)
+        else:
+            sizes.append(int(part))
+    return sizes
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.mappo import TrainConfig, train
+
+    config = TrainConfig(
+        scenario=args.scenario,
+        method=args.method,
+        n_agents=args.n_agents,
+        n_actions=args.n_actions,
+        dropout_p=args.dropout_p,
+        seed=args.seed,
+        device=args.device,
+        num_envs=args.num_envs,
+        iterations=args.iterations,
+        lr=args.lr,
+        entropy_coef=args.entropy_coef,
+        target_success=args.target_success,
+        progress=not args.no_progress,
+    )
+    summary = train(config, args.out)
+    print(f"trained {summary}")
+    print(f"wrote {args.out}/checkpoint.pt, policy.onnx, policy.json, metrics.csv")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate, write_json
+
+    result = evaluate(args.policy, args.n_agents, args.episodes, args.seed, args.device, args.n_actions)
+    write_json(result, args.json)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_onnx
+
+    manifest = export_onnx(args.checkpoint, args.out)
+    print(f"wrote {args.out} (sha256 {manifest.model_sha256[:16]}..) and its manifest")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="robot-runtime", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a policy in VMAS with MAPPO (needs the [train] extra)")
+    train.add_argument("--scenario", default="xor", help="scenario name (default: xor)")
+    train.add_argument("--method", default="diamond", help="diamond | no_mask | dropout | mlp | agent_id")
+    train.add_argument("--n-agents", type=int, default=2, help="team size to train with (default: 2)")
+    train.add_argument("--n-actions", type=int, default=None, help="xor: number of actions K (default: N)")
+    train.add_argument("--dropout-p", type=float, default=0.5, help="dropout baseline: key-drop probability")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument("--num-envs", type=int, default=1024, help="parallel VMAS environments")
+    train.add_argument("--iterations", type=int, default=100, help="PPO iterations (collect + update)")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--entropy-coef", type=float, default=0.0)
+    train.add_argument("--target-success", type=float, default=None,
+                       help="stop once greedy evaluation success reaches this (e.g. 0.99)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--out", required=True, help="run directory: checkpoint.pt, policy.onnx, policy.json")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a run directory, checkpoint or ONNX file in VMAS")
+    ev.add_argument("--policy", required=True, help="run directory, checkpoint.pt or policy.onnx")
+    ev.add_argument("--n-agents", type=_team_sizes, default=None,
+                    help="team sizes, e.g. 2,3,4 or 2-8 (default: the trained size)")
+    ev.add_argument("--n-actions", type=int, default=None, help="xor: K (default: as trained)")
+    ev.add_argument("--episodes", type=int, default=2000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--json", default=None, help="also write the JSON result here")
+    ev.set_defaults(func=cmd_eval)
+
+    ex = sub.add_parser("export", help="export a checkpoint to ONNX plus manifest")
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--out", required=True, help="path of the .onnx file; the manifest goes beside it (.json)")
+    ex.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Running an exported policy with ONNX Runtime (no torch).
+
+`OnnxPolicy` loads `policy.onnx` with its manifest, checks that they belong
+together, picks execution providers (TensorRT, CUDA, CPU: the first that this
+onnxruntime build offers, in that order unless told otherwise), and checks
+every input before it reaches the graph: a wrong shape or a NaN is a
+`PolicyInputError` naming the input, never a crash inside the session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from robot_runtime import manifest as mf
+from robot_runtime.manifest import Manifest, ManifestError
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class PolicyInputError(ValueError):
+    """An observation, token or mask the policy cannot take."""
+
+
+def choose_providers(requested: list[str] | None = None) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = requested or list(PREFERRED_PROVIDERS)
+    chosen = [p for p in wanted if p in available]
+    if not chosen:
+        raise ManifestError(f"none of the execution providers {wanted} is available (have {available})")
+    return chosen
+
+
+class OnnxPolicy:
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model_path)
+        self.manifest: Manifest = mf.load_manifest(self.path)
+        options = ort.SessionOptions()
+        # One robot, one decision at a time: more threads only add wake-up latency.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=choose_providers(providers))
+        except Exception as exc:  # onnxruntime raises its own types for corrupt files
+            raise ManifestError(f"{self.path}: onnxruntime cannot load it ({exc})") from None
+        self.provider = self.session.get_providers()[0]
+        graph_inputs = tuple(i.name for i in self.session.get_inputs())
+        if graph_inputs != self.manifest.inputs:
+            raise ManifestError(f"{self.path}: graph inputs {graph_inputs} != manifest inputs {self.manifest.inputs}")
+        metadata = self.session.get_modelmeta().custom_metadata_map.get(mf.METADATA_KEY)
+        if metadata is not None:
+            embedded = Manifest.from_dict(json.loads(metadata), source=f"{self.path} metadata")
+            for key in ("scenario", "method", "inputs", "layout", "action"):
+                if getattr(embedded, key) != getattr(self.manifest, key):
+                    raise ManifestError(f"{self.path}: embedded manifest {key!r} differs from the sidecar")
+        log.info("policy %s (%s/%s) runs on %s", self.path.name, self.manifest.scenario, self.manifest.method, self.provider)
+
+    @property
+    def token_based(self) -> bool:
+        return mf.IN_PEER_VISIBLE in self.manifest.inputs
+
+    def act_tokens(
+        self, self_features: np.ndarray, peer_tokens: np.ndarray, peer_visible: np.ndarray, task_tokens: np.ndarray
+    ) -> np.ndarray:
+        """Batched: [B,Fs], [B,P,Fp], [B,P] bool, [B,T,Ft] -> [B,A]."""
+        fs, fp, ft = self.manifest.layout.sizes
+        batch = self_features.shape[0] if self_features.ndim == 2 else -1
+        _check(mf.IN_SELF, self_features, (batch, fs))
+        _check(mf.IN_PEERS, peer_tokens, (batch, -1, fp))
+        _check(mf.IN_PEER_VISIBLE, peer_visible, (batch, peer_tokens.shape[1]), finite=False)
+        _check(mf.IN_TASKS, task_tokens, (batch, -1, ft))
+        n_tasks = self.manifest.n_tasks
+        if n_tasks >= 0 and task_tokens.shape[1] != n_tasks:
+            raise PolicyInputError(f"{mf.IN_TASKS}: expected {n_tasks} task tokens, got {task_tokens.shape[1]}")
+        try:
+            self.manifest.check_team_size(peer_tokens.shape[1] + 1)
+        except ManifestError as exc:
+            raise PolicyInputError(f"{mf.IN_PEERS}: {exc}") from None
+        # Masked peers' features never reach the graph's arithmetic, so only
+        # visible peers have to be finite.
+        if not np.isfinite(peer_tokens[peer_visible.astype(bool)]).all():
+            raise PolicyInputError(f"{mf.IN_PEERS}: a visible peer token is NaN or infinite")
+        feeds = {
+            mf.IN_SELF: self_features.astype(np.float32, copy=False),
+            mf.IN_PEERS: peer_tokens.astype(np.float32, copy=False),
+            mf.IN_PEER_VISIBLE: peer_visible.astype(bool, copy=False),
+            mf.IN_TASKS: task_tokens.astype(np.float32, copy=False),
+        }
+        return self.session.run([mf.OUT_ACTION], feeds)[0]
+
+    def act_flat(self, observation: np.ndarray, agent_index: np.ndarray | None = None) -> np.ndarray:
+        """Flat baselines: [B, D] (+ [B] agent index for agent_id) -> [B, A]."""
+        m = self.manifest
+        _check(mf.IN_FLAT, observation, (-1, m.layout.flat_size(m.n_agents_max, m.n_tasks)))
+        feeds = {mf.IN_FLAT: observation.astype(np.float32, copy=False)}
+        if mf.IN_AGENT_INDEX in m.inputs:
+            if agent_index is None:
+                raise PolicyInputError(f"{mf.IN_AGENT_INDEX}: this policy needs each agent's index")
+            feeds[mf.IN_AGENT_INDEX] = agent_index.astype(np.int64, copy=False)
+        return self.session.run([mf.OUT_ACTION], feeds)[0]
+
+
+def _check(name: str, array: np.ndarray, shape: tuple[int, ...], finite: bool = True) -> None:
+    if not isinstance(array, np.ndarray):
+        raise PolicyInputError(f"{name}: expected a numpy array, got {type(array).__name__}")
+    if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape)):
+        want = "x".join("*" if s == -1 else str(s) for s in shape)
+        raise PolicyInputError(f"{name}: expected shape {want}, got {'x'.join(map(str, array.shape))}")
+    if finite and name != mf.IN_PEERS and not np.isfinite(array).all():
+        raise PolicyInputError(f"{name}: contains NaN or infinite values")

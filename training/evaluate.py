@@ -1,0 +1,207 @@
+"""Evaluate a policy in VMAS over many batched episodes, greedy and sampled.
+
+The same loop serves a torch policy and an exported ONNX file: an "actor" maps
+(observation [B,N,D], per-agent noise [B,N,width]) to action parameters
+[B,N,A]. For ONNX the rank mask is built by robot_runtime.rank in numpy, as on
+a robot, and the graph runs through onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from robot_runtime.manifest import load_manifest
+from robot_runtime.rank import peer_index, rank_mask
+from training.scenarios import ScenarioInfo, scenario_info
+
+Actor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def run_episodes(
+    actor: Actor,
+    noise_width: int,
+    info: ScenarioInfo,
+    episodes: int,
+    seed: int,
+    greedy: bool,
+    action_std: torch.Tensor | None = None,
+    device: str = "cpu",
+    max_envs: int = 2000,
+) -> dict:
+    from training.mappo import make_env
+
+    n_agents = info.kwargs["n_agents"]
+    batches = math.ceil(episodes / max_envs)
+    num_envs = math.ceil(episodes / batches)
+    env = make_env(info, num_envs, device, seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    success, returns, collisions, cover_steps = [], [], [], []
+    for _ in range(batches):
+        td = env.reset()
+        done_at = torch.full((num_envs,), -1, dtype=torch.long, device=device)
+        episode_return = torch.zeros(num_envs, device=device)
+        episode_collisions = torch.zeros(num_envs, device=device)
+        for step in range(info.max_steps):
+            obs = td.get(("agents", "observation"))
+            noise = torch.rand(num_envs, n_agents, noise_width, generator=generator, device=device)
+            params = actor(obs, noise)
+            action = choose_action(params, info, greedy, action_std, generator)
+            td.set(("agents", "action"), action)
+            td = env.step(td)
+            nxt = td.get("next")
+            episode_return += nxt.get(("agents", "reward")).mean(dim=(-1, -2))
+            step_info = nxt.get(("agents", "info"))
+            won = step_info.get("success")[:, 0, 0] > 0.5
+            done_at = torch.where((done_at < 0) & won, torch.full_like(done_at, step + 1), done_at)
+            if "collisions" in step_info.keys():
+                episode_collisions += step_info.get("collisions")[:, 0, 0]
+            td = nxt
+        success.append(done_at >= 0)
+        returns.append(episode_return)
+        collisions.append(episode_collisions)
+        cover_steps.append(done_at[done_at >= 0].float())
+    success_t = torch.cat(success)[:episodes].float()
+    cover = torch.cat(cover_steps)
+    return {
+        "success_rate": round(success_t.mean().item(), 4),
+        "episodes": int(success_t.numel()),
+        "mean_return": round(torch.cat(returns)[:episodes].mean().item(), 4),
+        "collisions_per_episode": round(torch.cat(collisions)[:episodes].mean().item(), 4),
+        "mean_steps_to_success": round(cover.mean().item(), 2) if cover.numel() else None,
+        "control_period_s": info.control_period_s,
+    }
+
+
+def choose_action(
+    params: torch.Tensor, info: ScenarioInfo, greedy: bool, action_std: torch.Tensor | None, generator: torch.Generator
+) -> torch.Tensor:
+    if info.action.kind == "discrete":
+        if greedy:
+            return params.argmax(dim=-1)
+        probs = torch.softmax(params, dim=-1).reshape(-1, params.shape[-1])
+        return torch.multinomial(probs, 1, generator=generator).reshape(params.shape[:-1])
+    if greedy or action_std is None:
+        return params
+    noise = torch.randn(params.shape, generator=generator, device=params.device)
+    return (params + noise * action_std).clamp(info.action.low, info.action.high)
+
+
+def evaluate_torch(policy: torch.nn.Module, info: ScenarioInfo, episodes: int, seed: int, device: str = "cpu",
+                   sampled: bool = False, action_std: torch.Tensor | None = None) -> dict:
+    width = policy.noise_width(info.kwargs["n_agents"])
+    was_training = policy.training
+    policy.eval()
+    with torch.no_grad():
+        result = run_episodes(policy, width, info, episodes, seed, greedy=True, device=device)
+        if sampled:
+            result["success_rate_sampled"] = run_episodes(
+                policy, width, info, episodes, seed, greedy=False, action_std=action_std, device=device
+            )["success_rate"]
+    policy.train(was_training)
+    return result
+
+
+def onnx_actor(model_path: str | Path, n_agents: int) -> tuple[Actor, int, object]:
+    """An actor that runs an exported policy through onnxruntime, masks built in numpy."""
+    from robot_runtime.policy import OnnxPolicy
+    from training.policies import split_observation
+
+    policy = OnnxPolicy(model_path, providers=["CPUExecutionProvider"], threads=2)
+    m = policy.manifest
+    m.check_team_size(n_agents)
+    width = {"diamond": 1, "dropout": n_agents - 1}.get(m.method, 0)
+    index = peer_index(n_agents)
+
+    def act(obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        batch = obs.shape[0]
+        flat = obs.reshape(batch * n_agents, -1)
+        if not policy.token_based:
+            agent_index = np.tile(np.arange(n_agents), batch)
+            out = policy.act_flat(flat.cpu().numpy(), agent_index)
+        else:
+            noise_np = noise.cpu().numpy()
+            if m.method == "diamond":
+                scalars = noise_np[..., 0]
+                present = np.ones((batch, n_agents, n_agents - 1), dtype=bool)
+                visible = rank_mask(scalars, scalars[:, index], present)
+            elif m.method == "dropout":
+                visible = noise_np >= m.extra["dropout_p"]
+            else:
+                visible = np.ones((batch, n_agents, n_agents - 1), dtype=bool)
+            self_f, peers, tasks = (t.cpu().numpy() for t in split_observation(flat, m.layout, n_agents))
+            out = policy.act_tokens(self_f, peers, visible.reshape(batch * n_agents, -1), tasks)
+        return torch.from_numpy(out).reshape(batch, n_agents, -1).to(obs.device)
+
+    return act, width, m
+
+
+def resolve_policy(path: str | Path) -> tuple[str, Path]:
+    """A run directory, a checkpoint or an ONNX file -> ("torch" | "onnx", file)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "checkpoint.pt").is_file():
+            return "torch", path / "checkpoint.pt"
+        if (path / "policy.onnx").is_file():
+            return "onnx", path / "policy.onnx"
+        raise FileNotFoundError(f"{path}: no checkpoint.pt or policy.onnx in this directory")
+    if path.suffix == ".onnx":
+        return "onnx", path
+    if path.suffix in (".pt", ".pth"):
+        return "torch", path
+    raise FileNotFoundError(f"{path}: expected a run directory, a .pt checkpoint or an .onnx file")
+
+
+def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: int, seed: int, device: str = "cpu",
+             n_actions: int | None = None) -> dict:
+    from training.export import load_checkpoint
+
+    kind, file = resolve_policy(policy_path)
+    if kind == "torch":
+        policy, spec, checkpoint = load_checkpoint(file, device)
+        scenario, method = checkpoint["config"]["scenario"], spec.method
+        k = n_actions or checkpoint["config"].get("n_actions")
+        log_std = checkpoint.get("log_std")
+        std = log_std.exp().to(device) if log_std is not None else None
+    else:
+        manifest = load_manifest(file)
+        scenario, method = manifest.scenario, manifest.method
+        k = n_actions or manifest.extra["train_config"].get("n_actions")
+        std = torch.tensor(manifest.extra["action_std"]) if "action_std" in manifest.extra else None
+    if kind == "torch":
+        trained_n = spec.n_agents
+    else:
+        trained_n = manifest.trained_n_agents
+    results = []
+    for n in team_sizes or [trained_n]:
+        info = scenario_info(scenario, n, k)
+        if kind == "torch":
+            if spec.method in ("mlp", "agent_id") and n != spec.n_agents:
+                results.append({"n_agents": n, "episodes": 0, "error": f"{method} cannot run with N={n}"})
+                continue
+            row = evaluate_torch(policy, info, episodes, seed, device, sampled=True, action_std=std)
+        else:
+            try:
+                actor, width, _ = onnx_actor(file, n)
+            except ValueError as exc:
+                results.append({"n_agents": n, "episodes": 0, "error": str(exc)})
+                continue
+            row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device)
+            row["success_rate_sampled"] = run_episodes(
+                actor, width, info, episodes, seed, greedy=False, action_std=std, device=device
+            )["success_rate"]
+        results.append({"n_agents": n, **row})
+    return {"scenario": scenario, "method": method, "policy": str(policy_path), "results": results}
+
+
+def write_json(data: dict, path: str | Path | None) -> None:
+    text = json.dumps(data, indent=2)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    print(text)
