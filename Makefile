@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo results-xor bench-train clean
+.PHONY: setup test lint demo policies results-xor bench-train clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP)
 
@@ -25,17 +25,25 @@ $(ROS_STAMP): $(DEPS_STAMP) requirements-ros.txt scripts/setup_ros.sh $(wildcard
 	bash scripts/setup_ros.sh $(VENV)
 
 test: setup
-	$(VENV)/bin/ruff check robot_runtime training sim tests
+	$(VENV)/bin/ruff check robot_runtime training sim tests launch benchmarks
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check robot_runtime training sim tests
+	$(VENV)/bin/ruff check robot_runtime training sim tests launch benchmarks
 
-# The main job: the bundled policy, sim-in-the-loop.
+# The main job: the bundled policy, sim-in-the-loop: the VMAS world node plus one ROS 2 node
+# per robot, separate processes over Fast DDS on this host.
 demo: setup
-	$(VENV)/bin/robot-runtime eval --policy policies/xor/policy.onnx --episodes 2000
+	$(VENV)/bin/robot-runtime swarm --robots 2 --policy policies/xor/policy.onnx --scenario xor \
+		--episodes 200 --seed 0 --json runs/demo/swarm.json
 
 # Long jobs (not part of the tests).
+# Retrain every shipped policy from scratch (fixed seeds); recipes in policies/*/RECIPE.md.
+policies: setup
+	$(VENV)/bin/robot-runtime train --scenario xor --method diamond --n-agents 2 --seed 0 \
+		--iterations 60 --no-progress --out runs/policies/xor
+	mkdir -p policies/xor && cp runs/policies/xor/policy.onnx runs/policies/xor/policy.json policies/xor/
+
 results-xor: setup
 	$(PY) -m training.results_xor --out docs/results
 

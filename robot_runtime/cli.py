@@ -61,6 +61,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    from robot_runtime.manifest import ManifestError
+    from robot_runtime.node import main as node_main
+
+    try:
+        return node_main(args.robot_id, args.policy, args.stats_json, ["--ros-args", *args.ros_args])
+    except (ManifestError, ValueError) as exc:
+        print(f"robot-runtime node: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.runner import main as sim_main
+
+    return sim_main(args.scenario, args.robots, args.episodes, args.seed, args.mode, args.rate, args.json,
+                    args.action_timeout, args.startup_timeout, args.n_actions)
+
+
+def cmd_swarm(args: argparse.Namespace) -> int:
+    from robot_runtime.manifest import ManifestError
+    from robot_runtime.swarm import main as swarm_main
+
+    try:
+        return swarm_main(args)
+    except ManifestError as exc:
+        print(f"robot-runtime swarm: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robot-runtime", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="cpu or cuda")
     train.add_argument("--num-envs", type=int, default=1024, help="parallel VMAS environments")
     train.add_argument("--iterations", type=int, default=100, help="PPO iterations (collect + update)")
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--entropy-coef", type=float, default=0.0)
     train.add_argument("--target-success", type=float, default=None,
                        help="stop once greedy evaluation success reaches this (e.g. 0.99)")
@@ -98,6 +127,40 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="path of the .onnx file; the manifest goes beside it (.json)")
     ex.set_defaults(func=cmd_export)
+
+    node = sub.add_parser("node", help="run one robot's policy as a ROS 2 node (rclpy + onnxruntime, no torch)")
+    node.add_argument("--robot-id", required=True, help="unique robot id; also the ROS namespace (/ID/observation)")
+    node.add_argument("--policy", required=True, help="policy.onnx (its manifest .json beside it)")
+    node.add_argument("--stats-json", default=None, help="write decision statistics here on exit")
+    node.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
+                      help="ROS arguments, e.g. --ros-args -p deadline_s:=0.05 -p seed:=1 (must come last)")
+    node.set_defaults(func=cmd_node)
+
+    sim = sub.add_parser("sim", help="serve a VMAS scenario to robot nodes over ROS 2 (needs the [train] extra)")
+    sim.add_argument("--scenario", default="xor")
+    sim.add_argument("--robots", type=int, default=2, help="robots robot_0..robot_{N-1}")
+    sim.add_argument("--n-actions", type=int, default=None, help="xor: K (default: N)")
+    sim.add_argument("--episodes", type=int, default=100)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime"))
+    sim.add_argument("--rate", type=float, default=10.0, help="realtime mode: steps per second")
+    sim.add_argument("--action-timeout", type=float, default=1.0, help="lockstep: seconds to wait for an action")
+    sim.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for robots to appear")
+    sim.add_argument("--json", default=None, help="write the summary here")
+    sim.set_defaults(func=cmd_sim)
+
+    sw = sub.add_parser("swarm", help="run the sim plus N robot nodes as separate processes, summarise to JSON")
+    sw.add_argument("--robots", type=int, default=2)
+    sw.add_argument("--policy", required=True, help="policy.onnx")
+    sw.add_argument("--scenario", default="xor")
+    sw.add_argument("--episodes", type=int, default=100)
+    sw.add_argument("--seed", type=int, default=0, help="seeds the sim and the robots' scalar streams")
+    sw.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime"))
+    sw.add_argument("--rate", type=float, default=10.0, help="realtime mode: steps per second")
+    sw.add_argument("--json", default=None, help="write the merged summary here")
+    sw.add_argument("--log-dir", default=None, help="process logs and per-process JSON (default: a temp dir)")
+    sw.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
+    sw.set_defaults(func=cmd_swarm)
     return parser
 
 

@@ -63,7 +63,8 @@ class OnnxPolicy:
             for key in ("scenario", "method", "inputs", "layout", "action"):
                 if getattr(embedded, key) != getattr(self.manifest, key):
                     raise ManifestError(f"{self.path}: embedded manifest {key!r} differs from the sidecar")
-        log.info("policy %s (%s/%s) runs on %s", self.path.name, self.manifest.scenario, self.manifest.method, self.provider)
+        log.info("policy %s (%s/%s) runs on %s",
+                 self.path.name, self.manifest.scenario, self.manifest.method, self.provider)
 
     @property
     def token_based(self) -> bool:
@@ -113,7 +114,7 @@ class OnnxPolicy:
 def _check(name: str, array: np.ndarray, shape: tuple[int, ...], finite: bool = True) -> None:
     if not isinstance(array, np.ndarray):
         raise PolicyInputError(f"{name}: expected a numpy array, got {type(array).__name__}")
-    if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape)):
+    if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape, strict=True)):
         want = "x".join("*" if s == -1 else str(s) for s in shape)
         raise PolicyInputError(f"{name}: expected shape {want}, got {'x'.join(map(str, array.shape))}")
     if finite and name != mf.IN_PEERS and not np.isfinite(array).all():

@@ -18,7 +18,7 @@ def test_highest_robot_sees_no_peer_and_lowest_sees_all():
     index = peer_index(3)
     visible = rank_mask(scalars, scalars[index], np.ones((3, 2), dtype=bool))
     assert visible.sum(axis=1).tolist() == [2, 1, 0]
-    assert [rank_position(s, scalars[i], np.ones(2, bool)) for i, s in zip(index, scalars)] == [3, 2, 1]
+    assert [rank_position(s, scalars[i], np.ones(2, bool)) for i, s in zip(index, scalars, strict=True)] == [3, 2, 1]
 
 
 @pytest.mark.parametrize("n_agents", range(1, 17))

@@ -59,16 +59,28 @@ def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
             nn.init.zeros_(layer.bias)
 
 
-LOGIT_CAP = 3.0
+LOGIT_GAP = 6.0
+# Token policies score each task token by cosine similarity: logits in [-4, 4] whatever
+# the weights' scale, so growing weights cannot make one Adam step flip a decision,
+# and the gradient never vanishes (a capped raw logit's does).
+COSINE_LOGIT_SCALE = 4.0
 
 
 def bounded_logits(raw: Tensor) -> Tensor:
-    """Soft-cap logits at +-LOGIT_CAP. Unbounded logits saturate the softmax once
-    the policy is near-deterministic; then Adam's normalised steps on ~0 gradients
-    random-walk the shared weights until one rank position flips to its peer's
-    action, and a saturated softmax has no gradient to undo it (seen: XOR success
-    1.0 -> 0.0 within 50 iterations). A cap of 3 keeps p(best) <= 0.9975 (K=2): enough exploration to recover."""
-    return LOGIT_CAP * torch.tanh(raw / LOGIT_CAP)
+    """Logits relative to the best action, soft-capped at -LOGIT_GAP (softsign-shaped).
+
+    Unbounded logits saturate the softmax once the policy is near-deterministic;
+    then Adam's normalised steps on ~0 gradients random-walk the shared weights
+    until one rank position flips to its peer's action, and a saturated softmax
+    has no gradient to undo it (seen: XOR success 1.0 -> 0.0 within 50
+    iterations). A gap of 6 keeps p(best) <= 0.9975 (K=2), enough exploration to
+    recover. The cap acts on logits relative to the best: capping raw logits
+    squeezes two large ones together (seen: XOR N=4 stuck with two rank positions
+    at 50/50 between two actions, both logits at the cap). Softsign rather than
+    tanh: tanh's gradient dies exponentially.
+    """
+    relative = raw - raw.max(dim=-1, keepdim=True).values
+    return LOGIT_GAP * relative / (LOGIT_GAP + relative.abs())
 
 
 def mlp(n_in: int, n_hidden: int, n_out: int, depth: int = 2) -> nn.Sequential:
@@ -126,13 +138,15 @@ class TokenPolicy(nn.Module):
         h = spec.hidden
         self.spec = spec
         self.encode_self = mlp(fs, h, h, depth=1)
-        self.encode_agent = mlp(fp, h, h, depth=1)
+        # Agent tokens are read both as broadcast and relative to the robot's own
+        # token (peers' positions relative to mine), which is what transfers across teams.
+        self.encode_agent = mlp(2 * fp, h, h, depth=1)
         self.encode_task = mlp(ft, h, h, depth=1)
         self.blocks = nn.ModuleList(DiamondBlock(h) for _ in range(spec.layers))
         if spec.action.kind == "discrete":
             # One logit per task token (XOR's actions are its task tokens), bilinear in
             # (ego, task): an additive head would cancel the ego's rank-dependent part
-            # out of every logit difference.
+            # out of every logit difference. Cosine-scaled: see COSINE_LOGIT_SCALE.
             self.head_query = nn.Linear(h, h)
             self.head_key = nn.Linear(h, h)
         else:
@@ -149,7 +163,8 @@ class TokenPolicy(nn.Module):
         # change nothing: their attention weight is exactly 0 of a finite value.
         peer_tokens = torch.where(peer_visible[..., None], peer_tokens, torch.zeros_like(peer_tokens))
         own_token = self_features.index_select(-1, self.own_token_index)
-        agents = self.encode_agent(torch.cat([own_token[:, None, :], peer_tokens], dim=1))
+        agent_tokens = torch.cat([own_token[:, None, :], peer_tokens], dim=1)
+        agents = self.encode_agent(torch.cat([agent_tokens, agent_tokens - own_token[:, None, :]], dim=-1))
         tasks = self.encode_task(task_tokens)
         self_visible = torch.ones(batch, 1, dtype=torch.bool, device=peer_visible.device)
         agent_visible = torch.cat([self_visible, peer_visible], dim=1)
@@ -157,8 +172,9 @@ class TokenPolicy(nn.Module):
         for block in self.blocks:
             ego = block(ego, tasks, agents, agent_visible)
         if self.spec.action.kind == "discrete":
-            logits = torch.einsum("bh,bth->bt", self.head_query(ego), self.head_key(tasks))
-            return bounded_logits(logits)
+            query = nn.functional.normalize(self.head_query(ego), dim=-1)
+            keys = nn.functional.normalize(self.head_key(tasks), dim=-1)
+            return COSINE_LOGIT_SCALE * torch.einsum("bh,bth->bt", query, keys)
         return torch.tanh(self.head(ego)) * self.spec.action.high
 
     # --- agent-level view used in VMAS -------------------------------------------------

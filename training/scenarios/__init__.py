@@ -17,6 +17,7 @@ class ScenarioInfo:
     max_steps: int  # episode length
     control_period_s: float
     kwargs: dict  # passed to make_world
+    tasks_scale_with_team: bool = False  # True: any task count (manifest n_tasks = -1)
 
 
 def scenario_info(name: str, n_agents: int, n_actions: int | None = None) -> ScenarioInfo:
@@ -34,6 +35,21 @@ def scenario_info(name: str, n_agents: int, n_actions: int | None = None) -> Sce
             control_period_s=0.1,
             kwargs={"n_agents": n_agents, "n_actions": k},
         )
+    if name == "coverage":
+        from training.scenarios.coverage import CoverageScenario
+
+        layout = CoverageScenario.token_layout()
+        return ScenarioInfo(
+            name="coverage",
+            layout=layout,
+            action=CoverageScenario.action_space(),
+            n_tasks=n_agents,  # one goal per robot
+            own_token_index=tuple(range(len(layout.self_features))),
+            max_steps=50,
+            control_period_s=0.1,
+            kwargs={"n_agents": n_agents},
+            tasks_scale_with_team=True,
+        )
     raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
 
 
@@ -42,7 +58,11 @@ def make_scenario(name: str):
         from training.scenarios.xor import XorScenario
 
         return XorScenario()
+    if name == "coverage":
+        from training.scenarios.coverage import CoverageScenario
+
+        return CoverageScenario()
     raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
 
 
-SCENARIOS = ("xor",)
+SCENARIOS = ("xor", "coverage")

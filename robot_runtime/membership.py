@@ -1,0 +1,315 @@
+"""Team membership and per-step broadcast rounds: pure logic, no rclpy, no clock of its own.
+
+A robot learns its team only from the rank broadcasts it receives (there is no
+registry). `PeerTable` turns the stream of broadcasts into a membership:
+
+* a peer joins on its first valid broadcast;
+* it leaves at once when it broadcasts the LEAVING flag, or when it has not
+  broadcast for `lease` steps (a crashed or partitioned robot);
+* a broadcast that is malformed, carries another policy hash, lies too far in
+  the future or past, or claims a robot id that another live sender already
+  holds is not used. Each is counted by reason and warned about once per
+  (reason, robot id), so a misconfigured robot cannot flood the log.
+
+`BroadcastRound` collects the peers' scalars and tokens of one step. It is
+complete when every live member has reported or its deadline has passed, and
+then yields the arrays that `rank.rank_mask` and `OnnxPolicy.act_tokens` take.
+
+Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_runtime.rank import rank_mask, rank_position
+
+log = logging.getLogger(__name__)
+
+# Why a broadcast was not used. Stable strings: they appear in SwarmStatus.reject_reasons.
+MALFORMED = "malformed"  # empty id, scalar outside [0, 1) or not finite, wrong token size, NaN token
+WRONG_POLICY = "wrong_policy"  # another policy hash: never mix two policies in one team
+DUPLICATE_ID = "duplicate_id"  # the id is held by another live sender (or is our own id)
+LATE_STEP = "late_step"  # for a step whose decision is already made
+FUTURE_STEP = "future_step"  # too far ahead: the sender's step counter is out of sync with ours
+REJECT_REASONS = (MALFORMED, WRONG_POLICY, DUPLICATE_ID, LATE_STEP, FUTURE_STEP)
+
+# Membership events.
+JOIN = "join"
+LEAVE = "leave"  # LEAVING flag
+EXPIRE = "lease_expired"
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """A RankBroadcast without ROS types, so this module and its tests need no rclpy."""
+
+    robot_id: str
+    step: int
+    scalar: float
+    policy_hash: str
+    token: np.ndarray
+    leaving: bool = False
+    # Transport identity of the publisher (the DDS publisher GID in hex). Two processes
+    # that claim the same robot id have different senders. "" when the transport does
+    # not say; conflicting scalars for the same (id, step) then reveal a duplicate.
+    sender: str = ""
+
+
+@dataclass(frozen=True)
+class MembershipEvent:
+    kind: str  # JOIN | LEAVE | EXPIRE
+    robot_id: str
+    step: int  # step of the broadcast that caused it, or the round that expired it
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "robot_id": self.robot_id, "step": self.step}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    used: bool  # True: the broadcast's scalar and token may enter a round
+    reason: str = ""  # why not, one of REJECT_REASONS; "" also for a consumed LEAVING
+
+
+def natural_key(robot_id: str) -> tuple:
+    """robot_2 < robot_10: peers are ordered as the simulator orders agents (by index)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", robot_id))
+
+
+@dataclass
+class _Peer:
+    sender: str
+    last_step: int
+    joined_step: int
+
+
+class PeerTable:
+    """Who is in the team, as seen by robot `own_id`.
+
+    offer() every received broadcast (except the robot's own echoes, which the
+    transport delivers back to it); end_round() after each decision.
+    """
+
+    def __init__(
+        self,
+        own_id: str,
+        policy_hash: str,
+        token_size: int,
+        lease: int = 3,
+        future_window: int = 2,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        if lease < 1:
+            raise ValueError(f"{own_id}: lease must be >= 1 step, got {lease}")
+        self.own_id = own_id
+        self.policy_hash = policy_hash
+        self.token_size = token_size
+        self.lease = lease
+        # Broadcasts up to this many steps ahead are kept for later: in lockstep a
+        # faster peer may already broadcast step k+1 while we still wait in step k.
+        self.future_window = future_window
+        self._warn = warn or log.warning
+        self._peers: dict[str, _Peer] = {}
+        self._left_at: dict[str, int] = {}  # id -> step it left at; older broadcasts cannot rejoin it
+        self._pending: dict[int, dict[str, Broadcast]] = {}  # step -> id -> broadcast
+        self._warned: set[tuple[str, str]] = set()
+        self.reject_counts: Counter[str] = Counter()
+        self.excluded: dict[str, str] = {}  # id -> why it is kept out of the team (for SwarmStatus)
+        self.events: list[MembershipEvent] = []
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def members(self) -> list[str]:
+        """Live peers (not including this robot), in natural id order."""
+        return sorted(self._peers, key=natural_key)
+
+    def team_size(self) -> int:
+        return len(self._peers) + 1
+
+    def pending(self, step: int) -> dict[str, Broadcast]:
+        """Broadcasts already received for `step` (they may arrive before our own observation)."""
+        return dict(self._pending.get(step, {}))
+
+    # -- input -----------------------------------------------------------------------------
+
+    def offer(self, b: Broadcast, floor_step: int | None = None) -> Verdict:
+        """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first)."""
+        problem = self._malformed(b)
+        if problem:
+            return self._reject(MALFORMED, b.robot_id or "<empty id>", problem)
+        if b.policy_hash != self.policy_hash:
+            return self._reject(
+                WRONG_POLICY, b.robot_id, f"policy hash {b.policy_hash!r}, this team runs {self.policy_hash!r}"
+            )
+        if b.robot_id == self.own_id:
+            return self._reject(DUPLICATE_ID, b.robot_id, "another process broadcasts with this robot's own id")
+        peer = self._peers.get(b.robot_id)
+        if peer is not None and b.sender and peer.sender and b.sender != peer.sender:
+            return self._reject(
+                DUPLICATE_ID, b.robot_id, f"second sender {b.sender[:12]}.. while {peer.sender[:12]}.. holds the id"
+            )
+        held = self._pending.get(b.step, {}).get(b.robot_id)
+        if held is not None and held.scalar != b.scalar and not b.leaving:
+            return self._reject(
+                DUPLICATE_ID, b.robot_id, f"two different scalars for step {b.step} ({held.scalar} and {b.scalar})"
+            )
+
+        if b.leaving:
+            if peer is not None:
+                del self._peers[b.robot_id]
+                self._left_at[b.robot_id] = b.step
+                self.events.append(MembershipEvent(LEAVE, b.robot_id, b.step))
+                for per_step in self._pending.values():
+                    per_step.pop(b.robot_id, None)
+            return Verdict(False, "")
+
+        if floor_step is not None and b.step > floor_step + self.future_window:
+            return self._reject(
+                FUTURE_STEP, b.robot_id, f"step {b.step} is more than {self.future_window} ahead of {floor_step}"
+            )
+        if peer is None:
+            if b.step <= self._left_at.get(b.robot_id, -1):
+                # In flight before its LEAVING: not a rejoin.
+                return self._reject(LATE_STEP, b.robot_id, f"step {b.step} sent before it left")
+            peer = self._peers[b.robot_id] = _Peer(sender=b.sender, last_step=b.step, joined_step=b.step)
+            self._left_at.pop(b.robot_id, None)
+            self.excluded.pop(b.robot_id, None)
+            self.events.append(MembershipEvent(JOIN, b.robot_id, b.step))
+        # Even a late broadcast proves the peer is alive.
+        peer.last_step = max(peer.last_step, b.step)
+        if floor_step is not None and b.step < floor_step:
+            return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
+        self._pending.setdefault(b.step, {})[b.robot_id] = b
+        return Verdict(True)
+
+    def end_round(self, step: int) -> list[MembershipEvent]:
+        """Step `step` is decided: expire peers silent for `lease` steps, forget old broadcasts."""
+        expired = []
+        for robot_id, peer in list(self._peers.items()):
+            if step - peer.last_step >= self.lease:
+                del self._peers[robot_id]
+                event = MembershipEvent(EXPIRE, robot_id, step)
+                expired.append(event)
+                self.events.append(event)
+        for old in [s for s in self._pending if s <= step]:
+            del self._pending[old]
+        return expired
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _malformed(self, b: Broadcast) -> str:
+        if not b.robot_id:
+            return "empty robot_id"
+        if b.leaving:
+            return ""  # a LEAVING broadcast needs no valid scalar or token
+        if not (math.isfinite(b.scalar) and 0.0 <= b.scalar < 1.0):
+            return f"scalar {b.scalar} outside [0, 1)"
+        token = np.asarray(b.token)
+        if token.shape != (self.token_size,):
+            return f"token of {token.size} floats, the policy's token has {self.token_size}"
+        if not np.isfinite(token).all():
+            return "token has NaN or infinite values"
+        return ""
+
+    def _reject(self, reason: str, robot_id: str, detail: str) -> Verdict:
+        self.reject_counts[reason] += 1
+        if reason == WRONG_POLICY:
+            # Kept out of the team as a whole. (A duplicate id is not listed: the id's
+            # first holder stays a member; the counter and the warning name the clash.)
+            self.excluded[robot_id] = reason
+        if (reason, robot_id) not in self._warned:
+            self._warned.add((reason, robot_id))
+            self._warn(f"{self.own_id}: ignoring broadcasts of {robot_id} ({reason}: {detail}); warning once")
+        return Verdict(False, reason)
+
+
+@dataclass(frozen=True)
+class RoundArrays:
+    """One robot's view of one step, ready for the policy (batch dimension not added)."""
+
+    peer_ids: tuple[str, ...]
+    peer_scalars: np.ndarray  # [P] float64
+    peer_tokens: np.ndarray  # [P, Fp] float32, zeros for absent peers
+    peer_present: np.ndarray  # [P] bool: reported in this step
+    peer_visible: np.ndarray  # [P] bool: rank_mask(own, scalars, present)
+    rank: int  # 1 = highest scalar among the peers that reported
+    team_size: int  # live members including this robot
+
+
+@dataclass
+class BroadcastRound:
+    """Step `step` of one robot: its own draw plus what the peers broadcast for the same step."""
+
+    step: int
+    own_scalar: float
+    expected: frozenset[str]  # live members when the round opened
+    opened_at: float
+    deadline: float  # absolute time
+    min_reports: int = 0  # while the team is still forming: wait for this many reports (or the deadline)
+    reports: dict[str, Broadcast] = field(default_factory=dict)
+    closed_at: float | None = None
+    deadline_missed: bool = False
+
+    def add(self, b: Broadcast) -> None:
+        if b.step == self.step and self.closed_at is None:
+            self.reports[b.robot_id] = b
+
+    def add_all(self, broadcasts: Iterable[Broadcast]) -> None:
+        for b in broadcasts:
+            self.add(b)
+
+    def forget(self, robot_id: str) -> None:
+        """A member left during the round (LEAVING): stop waiting for it."""
+        self.expected = self.expected - {robot_id}
+        self.reports.pop(robot_id, None)
+
+    @property
+    def missing(self) -> set[str]:
+        return set(self.expected) - set(self.reports)
+
+    def complete(self, now: float) -> bool:
+        """True once every expected member reported (and the forming team is big enough), or at the deadline."""
+        if self.closed_at is not None:
+            return True
+        if not self.missing and len(self.reports) >= self.min_reports:
+            return True
+        return now >= self.deadline
+
+    def close(self, now: float) -> None:
+        if self.closed_at is None:
+            self.closed_at = now
+            # A miss is a member we waited for and did not hear; a forming team's
+            # full wait for strangers is not one.
+            self.deadline_missed = bool(self.missing)
+
+    def arrays(self, members: Iterable[str], token_size: int) -> RoundArrays:
+        """Peers = live members plus anyone who reported, ordered by id; absent ones are masked out."""
+        ids = tuple(sorted(set(members) | set(self.reports), key=natural_key))
+        scalars = np.zeros(len(ids), dtype=np.float64)
+        tokens = np.zeros((len(ids), token_size), dtype=np.float32)
+        present = np.zeros(len(ids), dtype=bool)
+        for i, robot_id in enumerate(ids):
+            b = self.reports.get(robot_id)
+            if b is not None:
+                scalars[i] = b.scalar
+                tokens[i] = np.asarray(b.token, dtype=np.float32)
+                present[i] = True
+        visible = rank_mask(self.own_scalar, scalars, present)
+        return RoundArrays(
+            peer_ids=ids,
+            peer_scalars=scalars,
+            peer_tokens=tokens,
+            peer_present=present,
+            peer_visible=np.asarray(visible, dtype=bool),
+            rank=rank_position(self.own_scalar, scalars, present),
+            team_size=len(ids) + 1,
+        )

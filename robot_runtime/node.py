@@ -1,0 +1,435 @@
+"""`robot-runtime node`: one robot's policy as a ROS 2 node (rclpy + onnxruntime, no torch).
+
+Per decision step k:
+
+1. an Observation for step k arrives on /<robot_id>/observation (lockstep), or
+   the clock enters step k = floor(t / period_s) (free-running; latest observation);
+2. the robot draws its scalar (rank.scalar_rng(seed, robot_id)) and publishes ONE
+   RankBroadcast on /swarm/rank with its token (self_features[own_token_from_self]);
+3. it collects the peers' broadcasts for step k until every live member has
+   reported or deadline_s has passed (membership.BroadcastRound);
+4. it builds the rank mask with robot_runtime.rank, runs OnnxPolicy and publishes
+   an Action (argmax index as float for discrete policies, the vector otherwise).
+
+Bad input (wrong sizes, NaN, stale step, another policy's broadcasts ...) is
+rejected, counted, logged once per cause; the node keeps running. SIGINT/SIGTERM
+publish a LEAVING broadcast, then the node exits 0.
+
+ROS parameters (declared, with defaults): mode ("lockstep" | "free_running"),
+period_s (manifest's control period), deadline_s (half a period), lease_steps (3),
+expected_team (0 = unknown), seed (unset = unseeded), providers (unset = TensorRT,
+CUDA, CPU, as available), status_period_s (1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
+
+
+def percentile_ms(samples: Any, q: float) -> float:
+    values = np.asarray(list(samples), dtype=np.float64)
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def gid_hex(info: dict | None) -> str:
+    gid = (info or {}).get("publisher_gid") or {}
+    data = gid.get("data") if isinstance(gid, dict) else None
+    return bytes(data).hex() if data else ""
+
+
+class RobotNode:
+    """The robot's decision loop. Construct after rclpy.init(); drive with run()."""
+
+    def __init__(self, robot_id: str, policy_path: str, context: Any = None, stats_json: str | None = None) -> None:
+        import rclpy
+        from rclpy.parameter import Parameter
+        from robot_runtime_msgs.msg import Action, Observation, RankBroadcast, SwarmStatus
+
+        from robot_runtime import qos
+        from robot_runtime.membership import PeerTable
+        from robot_runtime.policy import OnnxPolicy
+        from robot_runtime.rank import scalar_rng
+
+        if not robot_id or not robot_id.replace("_", "").isalnum() or robot_id[0].isdigit():
+            raise ValueError(f"robot id {robot_id!r}: use letters, digits and '_' (a ROS namespace), not starting "
+                             "with a digit")
+        self._msgs = {"Action": Action, "RankBroadcast": RankBroadcast, "SwarmStatus": SwarmStatus}
+        self.robot_id = robot_id
+        self.stats_json = stats_json
+        self.node = rclpy.create_node("policy", namespace=f"/{robot_id}", context=context)
+        self.logger = self.node.get_logger()
+
+        # Providers first: the policy must load before the other defaults (they come from its manifest).
+        # Declared without a default: unset means "the best available" (and `seed` unset means unseeded).
+        providers = self.node.declare_parameter("providers", Parameter.Type.STRING_ARRAY).value
+        self.policy = OnnxPolicy(policy_path, providers=list(providers) if providers else None)
+        m = self.policy.manifest
+        if not self.policy.token_based:
+            raise ValueError(f"{policy_path}: method {m.method!r} takes a flat observation; the robot node runs "
+                             "token policies (diamond, no_mask, dropout)")
+        self.manifest = m
+        self.policy_hash = m.model_sha256[:16]
+        self.fs, self.fp, self.ft = m.layout.sizes
+        self.own_index = np.asarray(m.own_token_from_self, dtype=np.int64)
+
+        p = self.node.declare_parameter
+        self.mode = p("mode", "lockstep").value
+        self.period_s = float(p("period_s", float(m.control_period_s)).value)
+        self.deadline_s = float(p("deadline_s", 0.5 * self.period_s).value)
+        self.lease_steps = int(p("lease_steps", 3).value)
+        self.expected_team = int(p("expected_team", 0).value)
+        self.status_period_s = float(p("status_period_s", 1.0).value)
+        seed = self.node.declare_parameter("seed", Parameter.Type.INTEGER).value  # None when unset: OS entropy
+        if self.mode not in ("lockstep", "free_running"):
+            raise ValueError(f"{robot_id}: parameter mode={self.mode!r}, expected 'lockstep' or 'free_running'")
+        if self.deadline_s <= 0 or self.period_s <= 0:
+            raise ValueError(f"{robot_id}: need period_s > 0 and deadline_s > 0")
+        self.rng = scalar_rng(seed, robot_id)
+
+        self.table = PeerTable(robot_id, self.policy_hash, self.fp, lease=self.lease_steps, warn=self.logger.warning)
+        self.round = None  # the open BroadcastRound
+        self.round_obs = None  # (self_features, task_tokens, received_at) of the open round
+        self.last_decided = -1
+        self.last_broadcast_step = 0
+        self.latest_obs = None  # free-running: the newest valid observation
+        self.last_action = None
+        # Stamps (ns) of our own broadcasts: DDS delivers local publications back to us, and a
+        # ns stamp of this process's clock tells our echo from another process using our id.
+        self.own_stamps: deque[int] = deque(maxlen=64)
+        self.own_gid = ""
+        self.obs_rejects: Counter[str] = Counter()
+        self._warned: set[str] = set()
+        self.deadline_misses = 0
+        self.decisions = 0
+        self.latency_ms: deque[float] = deque(maxlen=20000)
+        self.inference_ms: deque[float] = deque(maxlen=20000)
+        self.round_ms: deque[float] = deque(maxlen=20000)
+        self.transit_ms: deque[float] = deque(maxlen=2000)  # peer stamp -> our receipt (clock offset + latency)
+        self.event_times: list[dict] = []
+        self.stop_requested = False
+
+        self.pub_rank = self.node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
+        self.pub_action = self.node.create_publisher(Action, qos.ACTION_TOPIC, qos.ACTION_QOS)
+        self.pub_status = self.node.create_publisher(SwarmStatus, qos.STATUS_TOPIC, qos.STATUS_QOS)
+        self.node.create_subscription(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, qos.RANK_QOS)
+        self.node.create_subscription(Observation, qos.OBSERVATION_TOPIC, self._on_observation,
+                                      qos.OBSERVATION_SUB_QOS)
+        self.node.create_timer(self.status_period_s, self.publish_status)
+        if self.mode == "free_running":
+            self.node.create_timer(self.period_s / 4, self._on_clock)  # 4 checks per period find each new step
+
+        from rclpy.serialization import serialize_message
+
+        sample = RankBroadcast(robot_id=robot_id, policy_hash=self.policy_hash, token=[0.0] * self.fp)
+        self.broadcast_bytes = len(serialize_message(sample))
+        self.logger.info(
+            f"{robot_id}: policy {m.scenario}/{m.method} hash {self.policy_hash} on {self.policy.provider}, "
+            f"mode {self.mode}, period {self.period_s}s, deadline {self.deadline_s}s, lease {self.lease_steps}, "
+            f"seed {seed}, broadcast {self.broadcast_bytes} bytes"
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.logger.warning(f"{self.robot_id}: {text} (warning once)")
+
+    def _reject_obs(self, reason: str, text: str) -> None:
+        self.obs_rejects[reason] += 1
+        self._warn_once(f"obs:{reason}", f"rejected observation: {text}")
+
+    def _stamp(self):
+        return self.node.get_clock().now().to_msg()
+
+    # -- observation -> round ----------------------------------------------------------------
+
+    def _parse_observation(self, msg: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        self_f = np.asarray(msg.self_features, dtype=np.float32)
+        tasks = np.asarray(msg.task_features, dtype=np.float32)
+        if self_f.shape != (self.fs,):
+            self._reject_obs("self_features_size", f"self_features has {self_f.size} floats, policy needs {self.fs}")
+            return None
+        count = int(msg.task_count)
+        if tasks.size != count * self.ft:
+            self._reject_obs("task_features_size", f"task_features has {tasks.size} floats, task_count {count} x "
+                             f"{self.ft} features needs {count * self.ft}")
+            return None
+        if self.manifest.n_tasks >= 0 and count != self.manifest.n_tasks:
+            self._reject_obs("task_count", f"task_count {count}, policy needs {self.manifest.n_tasks}")
+            return None
+        if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
+            self._reject_obs("not_finite", "self_features or task_features has NaN/inf")
+            return None
+        return self_f, tasks.reshape(count, self.ft)
+
+    def _on_observation(self, msg: Any) -> None:
+        received = self._now()
+        parsed = self._parse_observation(msg)
+        if parsed is None:
+            return
+        if self.mode == "free_running":
+            self.latest_obs = (*parsed, received)
+            return
+        step = int(msg.step)
+        if self.round is not None and step == self.round.step:
+            return  # a repeat (the sim re-sends until it hears an action): already working on it
+        if step == self.last_decided:
+            # A repeat after we answered: our action may have been lost in discovery; answer again.
+            if self.last_action is not None:
+                self.pub_action.publish(self.last_action)
+            return
+        if step < self.last_decided or (self.round is not None and step < self.round.step):
+            self._reject_obs("stale_step", f"step {step} is older than step {max(self.last_decided, -1)}")
+            return
+        self._open_round(step, *parsed, received)
+
+    def _on_clock(self) -> None:
+        step = int(math.floor(time.time() / self.period_s))
+        if step <= self.last_decided or (self.round is not None and step <= self.round.step):
+            return
+        if self.latest_obs is None:
+            return
+        self_f, tasks, received = self.latest_obs
+        if received < self._now() - self.lease_steps * self.period_s:
+            self._warn_once("obs:old", "no observation for a lease: not acting on stale data")
+            return
+        self._open_round(step, self_f, tasks, self._now())
+
+    def _open_round(self, step: int, self_f: np.ndarray, tasks: np.ndarray, received: float) -> None:
+        from robot_runtime.membership import BroadcastRound
+        from robot_runtime.rank import sample_scalar
+
+        now = self._now()
+        if self.round is not None:
+            # The next step came before this one was decided: its action would be stale.
+            self._warn_once("abandon", f"step {self.round.step} abandoned, step {step} already here")
+            self.round.close(now)
+            self.deadline_misses += 1
+            self.table.end_round(self.round.step)
+            self.last_decided = self.round.step
+            self.round = None
+        scalar = sample_scalar(self.rng)
+        token = self_f[self.own_index]
+        msg = self._msgs["RankBroadcast"](
+            stamp=self._stamp(), robot_id=self.robot_id, step=step, scalar=scalar,
+            policy_hash=self.policy_hash, token=token.tolist(), flags=0,
+        )
+        self._publish_rank(msg)
+        self.last_broadcast_step = step
+        # While the team is forming (first `lease` steps), wait for `expected_team` (or, if unknown,
+        # the full deadline) so that peers whose broadcasts are slow to arrive are not left out.
+        forming = self.decisions < self.lease_steps and len(self.table.members) + 1 < max(self.expected_team, 2)
+        min_reports = (self.expected_team - 1 if self.expected_team > 0 else 10**9) if forming else 0
+        self.round = BroadcastRound(
+            step=step, own_scalar=scalar, expected=frozenset(self.table.members), opened_at=now,
+            deadline=now + self.deadline_s, min_reports=min_reports,
+        )
+        self.round.add_all(self.table.pending(step).values())
+        self.round_obs = (self_f, tasks, received)
+        self.poll()
+
+    # -- broadcasts --------------------------------------------------------------------------
+
+    def _publish_rank(self, msg: Any) -> None:
+        self.own_stamps.append(msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec)
+        self.pub_rank.publish(msg)
+
+    def _on_broadcast(self, msg: Any, info: dict) -> None:  # two parameters: rclpy passes MessageInfo
+        from robot_runtime.membership import Broadcast
+
+        sender = gid_hex(info)
+        leaving = bool(msg.flags & self._msgs["RankBroadcast"].FLAG_LEAVING)
+        if msg.robot_id == self.robot_id:
+            stamp_ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
+            if (sender and sender == self.own_gid) or (stamp_ns in self.own_stamps and not self.own_gid):
+                self.own_gid = self.own_gid or sender
+                return  # our own echo
+        b = Broadcast(
+            robot_id=msg.robot_id, step=int(msg.step), scalar=float(msg.scalar), policy_hash=msg.policy_hash,
+            token=np.asarray(msg.token, dtype=np.float32), leaving=leaving, sender=sender,
+        )
+        floor = self.round.step if self.round is not None else self.last_decided + 1
+        verdict = self.table.offer(b, floor_step=floor)
+        if b.leaving and self.round is not None and b.robot_id not in self.table.members:
+            self.round.forget(b.robot_id)  # do not wait out the deadline for a robot that said goodbye
+        self._log_membership()
+        if verdict.used and self.round is not None and b.step == self.round.step:
+            self.round.add(b)
+            stamp = msg.stamp.sec + msg.stamp.nanosec * 1e-9
+            self.transit_ms.append((time.time() - stamp) * 1e3)
+        self.poll()
+
+    def _log_membership(self) -> None:
+        after = set(self.table.members)
+        for event in self.table.events[len(self.event_times):]:
+            self.event_times.append({**event.as_dict(), "time": time.time()})
+            self.logger.info(f"{self.robot_id}: {event.kind} {event.robot_id} at step {event.step}, "
+                             f"team {sorted(after | {self.robot_id})}")
+
+    # -- decision ----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Decide the open round if it is complete (all live members reported, or deadline)."""
+        rnd = self.round
+        if rnd is None:
+            return
+        now = self._now()
+        if not rnd.complete(now):
+            return
+        rnd.close(now)
+        self.round = None
+        self.last_decided = rnd.step
+        if rnd.deadline_missed:
+            self.deadline_misses += 1
+        self.table.end_round(rnd.step)
+        self._log_membership()
+        self.round_ms.append((now - rnd.opened_at) * 1e3)
+        arrays = rnd.arrays(self.table.members, self.fp)
+        ids, tokens, visible = arrays.peer_ids, arrays.peer_tokens, arrays.peer_visible
+        if not self.manifest.uses_rank_mask:
+            # Baselines, masked as in training.evaluate: no_mask sees every present peer, dropout a random subset.
+            visible = arrays.peer_present.copy()
+            if self.manifest.method == "dropout":
+                visible &= self.rng.random(visible.shape) >= float(self.manifest.extra.get("dropout_p", 0.0))
+        if arrays.team_size > self.manifest.n_agents_max:
+            # Keep the peers that reported; the policy was not checked beyond n_agents_max.
+            keep = np.flatnonzero(arrays.peer_present)[: self.manifest.n_agents_max - 1]
+            self._warn_once("team", f"team of {arrays.team_size} > policy's {self.manifest.n_agents_max}: "
+                                    "ignoring the surplus peers")
+            ids, tokens, visible = tuple(ids[i] for i in keep), tokens[keep], visible[keep]
+        self_f, tasks, received = self.round_obs
+        from robot_runtime.policy import PolicyInputError
+
+        t0 = self._now()
+        try:
+            out = self.policy.act_tokens(self_f[None], tokens[None], visible[None], tasks[None])[0]
+        except PolicyInputError as exc:
+            self._reject_obs("policy_input", f"step {rnd.step}: {exc}")
+            return
+        t1 = self._now()
+        if self.manifest.action.kind == "discrete":
+            values = [float(np.argmax(out))]
+        else:
+            values = np.clip(out, self.manifest.action.low, self.manifest.action.high).astype(float).tolist()
+        self.last_action = self._msgs["Action"](
+            stamp=self._stamp(), step=rnd.step, robot_id=self.robot_id, values=values, rank=arrays.rank,
+            peers_seen=int(visible.sum()), team_size=len(self.table.members) + 1,
+        )
+        self.pub_action.publish(self.last_action)
+        done = self._now()
+        self.decisions += 1
+        self.inference_ms.append((t1 - t0) * 1e3)
+        self.latency_ms.append((done - received) * 1e3)
+
+    # -- status / stats --------------------------------------------------------------------------
+
+    def reject_counts(self) -> dict[str, int]:
+        counts = {f"broadcast:{k}": v for k, v in self.table.reject_counts.items()}
+        counts.update({f"observation:{k}": v for k, v in self.obs_rejects.items()})
+        return counts
+
+    def publish_status(self) -> None:
+        counts = self.reject_counts()
+        excluded = self.table.excluded
+        self.pub_status.publish(self._msgs["SwarmStatus"](
+            stamp=self._stamp(), robot_id=self.robot_id, step=max(self.last_decided, 0),
+            members=sorted(set(self.table.members) | {self.robot_id}),
+            excluded_ids=list(excluded), excluded_reasons=list(excluded.values()),
+            reject_reasons=list(counts), reject_counts=[int(v) for v in counts.values()],
+            deadline_misses=self.deadline_misses,
+            decision_latency_p50_ms=percentile_ms(self.latency_ms, 50),
+            decision_latency_p99_ms=percentile_ms(self.latency_ms, 99),
+            round_time_p50_ms=percentile_ms(self.round_ms, 50),
+            clock_drift_ms=percentile_ms(self.transit_ms, 50),
+            execution_provider=self.policy.provider,
+        ))
+
+    def stats(self) -> dict:
+        return {
+            "robot_id": self.robot_id,
+            "policy_hash": self.policy_hash,
+            "provider": self.policy.provider,
+            "mode": self.mode,
+            "decisions": self.decisions,
+            "last_step": self.last_decided,
+            "deadline_misses": self.deadline_misses,
+            "decision_latency_ms": [round(x, 3) for x in self.latency_ms],
+            "inference_ms_p50": percentile_ms(self.inference_ms, 50),
+            "round_time_ms_p50": percentile_ms(self.round_ms, 50),
+            "broadcast_bytes": self.broadcast_bytes,
+            "rejects": self.reject_counts(),
+            "members": self.table.members,
+            "membership_events": self.event_times,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def request_stop(self, signum: int = 0, frame: Any = None) -> None:
+        self.stop_requested = True
+
+    def run(self) -> int:
+        import rclpy
+
+        while not self.stop_requested and rclpy.ok(context=self.node.context):
+            timeout = 0.02  # also bounds how long SIGTERM waits to be noticed (Python runs handlers between calls)
+            if self.round is not None:
+                timeout = min(timeout, max(0.0, self.round.deadline - self._now()))
+            rclpy.spin_once(self.node, timeout_sec=timeout)
+            self.poll()
+        return self.leave()
+
+    def leave(self) -> int:
+        """Tell the team we go (dropped at once instead of after a lease), then write the stats."""
+        import rclpy
+
+        msg = self._msgs["RankBroadcast"](
+            stamp=self._stamp(), robot_id=self.robot_id, step=max(self.last_broadcast_step, self.last_decided, 0),
+            scalar=0.0, policy_hash=self.policy_hash, token=[], flags=self._msgs["RankBroadcast"].FLAG_LEAVING,
+        )
+        if rclpy.ok(context=self.node.context):
+            for _ in range(LEAVING_REPEATS):
+                self._publish_rank(msg)
+            self.publish_status()
+            rclpy.spin_once(self.node, timeout_sec=0.02)  # let the middleware flush
+        self.logger.info(f"{self.robot_id}: leaving after {self.decisions} decisions "
+                         f"(latency p50 {percentile_ms(self.latency_ms, 50):.2f} ms)")
+        if self.stats_json:
+            Path(self.stats_json).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.stats_json).write_text(json.dumps(self.stats()) + "\n")
+        return 0
+
+
+def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    # Our own handlers: rclpy's would shut the context down before we can say LEAVING.
+    rclpy.init(args=["robot-runtime", *(ros_args or [])], signal_handler_options=SignalHandlerOptions.NO)
+    robot = None
+    try:
+        robot = RobotNode(robot_id, policy, stats_json=stats_json)
+        signal.signal(signal.SIGINT, robot.request_stop)
+        signal.signal(signal.SIGTERM, robot.request_stop)
+        return robot.run()
+    finally:
+        if robot is not None:
+            robot.node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
