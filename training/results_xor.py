@@ -105,7 +105,7 @@ def write_chart(rows: list[dict], path: Path) -> None:
 
     labels = [f"{r['label']}\nN=K={r['n_agents']}" for r in rows]
     x = range(len(rows))
-    fig, ax = plt.subplots(figsize=(11, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.6))
     for offset, key, colour in ((-0.2, "greedy", "#1f77b4"), (0.2, "sampled", "#ff7f0e")):
         values = [[s[key] for s in r["seeds"]] for r in rows]
         means = [statistics.mean(v) for v in values]
@@ -116,7 +116,7 @@ def write_chart(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_title("XOR game, mean ± std over seeds")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -127,11 +127,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--work", default="runs/results_xor", help="where the runs are kept")
+    parser.add_argument("--replot", action="store_true", help="rewrite xor.md and xor.png from xor.json only")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.replot:
+        data = json.loads((out / "xor.json").read_text())
+        write_markdown(data["rows"], data["meta"], out / "xor.md")
+        write_chart(data["rows"], out / "xor.png")
+        return
     torch.set_num_threads(2)
     start = time.time()
     rows = run_all(list(range(args.seeds)), args.episodes, Path(args.work))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
