@@ -13,11 +13,14 @@ def test_pip_install_puts_launch_file_package_xml_and_index_marker_under_share(t
     # Build from a copy: a build in the checkout would leave build/ and *.egg-info behind.
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "docs", "build", "*.egg-info"))
     prefix = tmp_path / "prefix"
+    # --ignore-installed: without it pip uninstalls the editable install of this venv first.
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--prefix", str(prefix), str(source)], check=True, capture_output=True)
+                    "--ignore-installed", "--prefix", str(prefix), str(source)], check=True, capture_output=True)
     share = prefix / "share"
     assert (share / "ament_index" / "resource_index" / "packages" / "robot_runtime").is_file()
     assert "<name>robot_runtime</name>" in (share / "robot_runtime" / "package.xml").read_text()
     launch = share / "robot_runtime" / "launch" / "swarm.launch.py"
     assert launch.read_text() == (ROOT / "launch" / "swarm.launch.py").read_text()
     assert any(prefix.glob("lib/python3*/site-packages/robot_runtime/rank.py"))
+    # the venv's own (editable) install is untouched
+    assert shutil.which("robot-runtime", path=str(Path(sys.executable).parent))
