@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import resource
 import signal
 import time
 from collections import Counter, deque
@@ -37,6 +39,29 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (interpreter start included), from /proc; NaN elsewhere."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return float("nan")
+
+
+def resident_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB."""
+    current = float("nan")
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def percentile_ms(samples: Any, q: float) -> float:
@@ -114,6 +139,7 @@ class RobotNode:
         self._warned: set[str] = set()
         self.deadline_misses = 0
         self.decisions = 0
+        self.startup_to_first_action_s = float("nan")  # includes waiting for the first observation
         self.latency_ms: deque[float] = deque(maxlen=20000)
         self.inference_ms: deque[float] = deque(maxlen=20000)
         self.round_ms: deque[float] = deque(maxlen=20000)
@@ -135,6 +161,7 @@ class RobotNode:
 
         sample = RankBroadcast(robot_id=robot_id, policy_hash=self.policy_hash, token=[0.0] * self.fp)
         self.broadcast_bytes = len(serialize_message(sample))
+        self.startup_to_ready_s = process_age_s()  # interpreter start to policy loaded and topics up
         self.logger.info(
             f"{robot_id}: policy {m.scenario}/{m.method} hash {self.policy_hash} on {self.policy.provider}, "
             f"mode {self.mode}, period {self.period_s}s, deadline {self.deadline_s}s, lease {self.lease_steps}, "
@@ -334,6 +361,8 @@ class RobotNode:
         )
         self.pub_action.publish(self.last_action)
         done = self._now()
+        if self.decisions == 0:
+            self.startup_to_first_action_s = process_age_s()
         self.decisions += 1
         self.inference_ms.append((t1 - t0) * 1e3)
         self.latency_ms.append((done - received) * 1e3)
@@ -362,7 +391,12 @@ class RobotNode:
         ))
 
     def stats(self) -> dict:
+        rss, peak_rss = resident_mb()
         return {
+            "startup_to_ready_s": round(self.startup_to_ready_s, 3),
+            "startup_to_first_action_s": round(self.startup_to_first_action_s, 3),
+            "rss_mb": round(rss, 1),
+            "peak_rss_mb": round(peak_rss, 1),
             "robot_id": self.robot_id,
             "policy_hash": self.policy_hash,
             "provider": self.policy.provider,

@@ -155,6 +155,10 @@ def run_swarm(
         "membership_events": sorted(events, key=lambda e: e["time"]),
         "broadcast_bytes": any_robot.get("broadcast_bytes"),
         "execution_provider": any_robot.get("provider"),
+        # Worst robot: what a deployment has to budget for.
+        "robot_peak_rss_mb": _worst(per_robot, "peak_rss_mb"),
+        "robot_startup_to_ready_s": _worst(per_robot, "startup_to_ready_s"),
+        "robot_startup_to_first_action_s": _worst(per_robot, "startup_to_first_action_s"),
         "per_robot": per_robot,
         "sim": {k: v for k, v in sim.items() if k not in ("robot_status",)},
         "exit_codes": sup.exit_codes,
@@ -168,10 +172,17 @@ def run_swarm(
     return summary
 
 
+def _worst(per_robot: dict, key: str) -> float | None:
+    values = [r[key] for r in per_robot.values() if isinstance(r.get(key), (int, float))]
+    return max(values) if values else None
+
+
 def main(args: Any) -> int:
     summary = run_swarm(args.robots, args.policy, args.scenario, args.episodes, args.seed, args.mode, args.rate,
                         args.json, args.log_dir, args.timeout)
     brief = {k: summary[k] for k in ("episodes", "success_rate", "decision_latency_ms", "deadline_misses",
+                                      "broadcast_bytes", "robot_peak_rss_mb", "robot_startup_to_ready_s",
+                                      "robot_startup_to_first_action_s",
                                       "exit_codes", "log_dir")}
     print(json.dumps(brief, indent=2))
     ok = summary["completed"] and all(rc == 0 for rc in summary["exit_codes"].values())
