@@ -36,6 +36,11 @@ from typing import Any
 
 import numpy as np
 
+# numpy-only modules: imported once here, not on every message of the decision loop.
+from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
+from robot_runtime.policy import OnnxPolicy, PolicyInputError
+from robot_runtime.rank import sample_scalar, scalar_rng
+
 log = logging.getLogger(__name__)
 
 LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
@@ -84,9 +89,6 @@ class RobotNode:
         from robot_runtime_msgs.msg import Action, Observation, RankBroadcast, SwarmStatus
 
         from robot_runtime import qos
-        from robot_runtime.membership import PeerTable
-        from robot_runtime.policy import OnnxPolicy
-        from robot_runtime.rank import scalar_rng
 
         if not robot_id or not robot_id.replace("_", "").isalnum() or robot_id[0].isdigit():
             raise ValueError(f"robot id {robot_id!r}: use letters, digits and '_' (a ROS namespace), not starting "
@@ -240,8 +242,6 @@ class RobotNode:
         self._open_round(step, self_f, tasks, self._now())
 
     def _open_round(self, step: int, self_f: np.ndarray, tasks: np.ndarray, received: float) -> None:
-        from robot_runtime.membership import BroadcastRound
-        from robot_runtime.rank import sample_scalar
 
         now = self._now()
         if self.round is not None:
@@ -279,7 +279,6 @@ class RobotNode:
         self.pub_rank.publish(msg)
 
     def _on_broadcast(self, msg: Any, info: dict) -> None:  # two parameters: rclpy passes MessageInfo
-        from robot_runtime.membership import Broadcast
 
         sender = gid_hex(info)
         leaving = bool(msg.flags & self._msgs["RankBroadcast"].FLAG_LEAVING)
@@ -342,7 +341,6 @@ class RobotNode:
                                     "ignoring the surplus peers")
             ids, tokens, visible = tuple(ids[i] for i in keep), tokens[keep], visible[keep]
         self_f, tasks, received = self.round_obs
-        from robot_runtime.policy import PolicyInputError
 
         t0 = self._now()
         try:
