@@ -1,0 +1,93 @@
+"""Sim-in-the-loop swarm figures per team size: decision latency, round time, deadline misses.
+
+    python benchmarks/swarm_latency.py --policy POLICY.onnx --scenario coverage --robots 2-8 \
+        --episodes 10 --realtime-seconds 120 --json docs/results/swarm_latency.json
+
+For each N: `robot-runtime swarm` in lockstep mode (sim + N robot processes over
+Fast DDS on loopback). Then, optionally, real-time mode at --rate Hz with the
+largest N for --realtime-seconds, which must miss no deadline. Prints a table and
+writes JSON. The figures are about the runtime; success rates are those of the
+given policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+from pathlib import Path
+
+from robot_runtime.cli import _team_sizes
+from robot_runtime.swarm import run_swarm
+
+
+def row(summary: dict, n: int, mode: str) -> dict:
+    per_robot = [r for r in summary["per_robot"].values() if "round_time_ms_p50" in r]
+    latency = summary["decision_latency_ms"]
+    return {
+        "robots": n,
+        "mode": mode,
+        "episodes": summary["episodes"],
+        "success_rate": summary["success_rate"],
+        "decision_latency_p50_ms": latency.get("p50"),
+        "decision_latency_p99_ms": latency.get("p99"),
+        "round_time_p50_ms": statistics.median(r["round_time_ms_p50"] for r in per_robot) if per_robot else None,
+        "deadline_misses": summary["deadline_misses"],
+        "steps_per_s": summary["steps_per_s"],
+        "wall_s": summary["wall_s"],
+        "broadcast_bytes": summary["broadcast_bytes"],
+        "robot_peak_rss_mb": summary.get("robot_peak_rss_mb"),
+        "robot_startup_to_ready_s": summary.get("robot_startup_to_ready_s"),
+        "completed": summary["completed"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", required=True)
+    parser.add_argument("--scenario", default="coverage")
+    parser.add_argument("--robots", type=_team_sizes, default=_team_sizes("2-8"))
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--realtime-seconds", type=float, default=0.0, help="0: skip the real-time run")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rows = []
+    for n in args.robots:
+        summary = run_swarm(n, args.policy, args.scenario, args.episodes, args.seed, "lockstep", args.rate)
+        rows.append(row(summary, n, "lockstep"))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.realtime_seconds > 0:
+        from robot_runtime.manifest import load_manifest
+        from training.scenarios import scenario_info
+
+        n = max(args.robots)
+        steps = scenario_info(args.scenario, n).max_steps
+        episodes = math.ceil(args.realtime_seconds * args.rate / steps)
+        summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
+                            node_params={"deadline_s": 0.5 / args.rate})
+        rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"),
+                     "control_period_s": load_manifest(args.policy).control_period_s})
+        print(json.dumps(rows[-1]), flush=True)
+    result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
+    header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'lat p50':>8} {'lat p99':>8} {'round':>7} " \
+             f"{'misses':>6} {'steps/s':>8}"
+    print(header)
+    for r in rows:
+        print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} "
+              f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
+              f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f}")
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
