@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies results-xor bench-train clean
+.PHONY: setup test lint demo policies policy-coverage results-xor bench-train bench-swarm clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP)
 
@@ -44,11 +44,23 @@ policies: setup
 		--iterations 60 --no-progress --out runs/policies/xor
 	mkdir -p policies/xor && cp runs/policies/xor/policy.onnx runs/policies/xor/policy.json policies/xor/
 
+# ~28 min on 2 cores (one thread); see policies/coverage/RECIPE.md.
+policy-coverage: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario coverage --method diamond --n-agents 4 \
+		--seed 0 --num-envs 128 --iterations 300 --lr 1e-3 --no-progress --out runs/policies/coverage
+	mkdir -p policies/coverage && cp runs/policies/coverage/policy.onnx runs/policies/coverage/policy.json \
+		policies/coverage/
+
 results-xor: setup
 	$(PY) -m training.results_xor --out docs/results
 
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json
+
+# Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz for 2 minutes.
+bench-swarm: setup
+	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
+		--episodes 10 --realtime-seconds 120 --json docs/results/swarm_latency.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

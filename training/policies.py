@@ -143,14 +143,19 @@ class TokenPolicy(nn.Module):
         self.encode_agent = mlp(2 * fp, h, h, depth=1)
         self.encode_task = mlp(ft, h, h, depth=1)
         self.blocks = nn.ModuleList(DiamondBlock(h) for _ in range(spec.layers))
-        if spec.action.kind == "discrete":
-            # One logit per task token (XOR's actions are its task tokens), bilinear in
-            # (ego, task): an additive head would cancel the ego's rank-dependent part
-            # out of every logit difference. Cosine-scaled: see COSINE_LOGIT_SCALE.
-            self.head_query = nn.Linear(h, h)
-            self.head_key = nn.Linear(h, h)
-        else:
-            self.head = mlp(h, h, spec.action.size, depth=1)
+        # The head scores every task token by cosine similarity with the robot's state:
+        # bilinear in (ego, task), since an additive head would cancel the ego's
+        # rank-dependent part out of every difference between tasks (COSINE_LOGIT_SCALE).
+        # Discrete (XOR): one logit per task token, the actions are the task tokens.
+        # Continuous: every task token proposes an action (a shared linear map of its raw
+        # features, e.g. towards a goal's relative position), the robot takes the
+        # softmax mixture of proposals, and an MLP of its own state corrects it (braking,
+        # avoiding). Choosing *which* task is then what the rank decides.
+        self.head_query = nn.Linear(h, h)
+        self.head_key = nn.Linear(h, h)
+        if spec.action.kind == "continuous":
+            self.propose = nn.Linear(ft, spec.action.size)
+            self.correct = mlp(h, h, spec.action.size, depth=1)
         self.register_buffer("own_token_index", torch.tensor(spec.own_token_index, dtype=torch.long))
         orthogonal_init(self)
 
@@ -171,11 +176,14 @@ class TokenPolicy(nn.Module):
         ego = self.encode_self(self_features)
         for block in self.blocks:
             ego = block(ego, tasks, agents, agent_visible)
+        query = nn.functional.normalize(self.head_query(ego), dim=-1)
+        keys = nn.functional.normalize(self.head_key(tasks), dim=-1)
+        task_logits = COSINE_LOGIT_SCALE * torch.einsum("bh,bth->bt", query, keys)
         if self.spec.action.kind == "discrete":
-            query = nn.functional.normalize(self.head_query(ego), dim=-1)
-            keys = nn.functional.normalize(self.head_key(tasks), dim=-1)
-            return COSINE_LOGIT_SCALE * torch.einsum("bh,bth->bt", query, keys)
-        return torch.tanh(self.head(ego)) * self.spec.action.high
+            return task_logits
+        choice = torch.softmax(task_logits, dim=-1)
+        proposal = torch.einsum("bt,bta->ba", choice, self.propose(task_tokens))
+        return torch.tanh(proposal + self.correct(ego)) * self.spec.action.high
 
     # --- agent-level view used in VMAS -------------------------------------------------
 
