@@ -110,12 +110,12 @@ def evaluate_torch(policy: torch.nn.Module, info: ScenarioInfo, episodes: int, s
 def onnx_actor(model_path: str | Path, n_agents: int) -> tuple[Actor, int, object]:
     """An actor that runs an exported policy through onnxruntime, masks built in numpy."""
     from robot_runtime.policy import OnnxPolicy
-    from training.policies import split_observation
+    from training.policies import noise_width, split_observation
 
     policy = OnnxPolicy(model_path, providers=["CPUExecutionProvider"], threads=2)
     m = policy.manifest
     m.check_team_size(n_agents)
-    width = {"diamond": 1, "dropout": n_agents - 1}.get(m.method, 0)
+    width = noise_width(m.method, n_agents)
     index = peer_index(n_agents)
 
     def act(obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

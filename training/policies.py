@@ -188,9 +188,7 @@ class TokenPolicy(nn.Module):
     # --- agent-level view used in VMAS -------------------------------------------------
 
     def noise_width(self, n_agents: int) -> int:
-        """Per-agent random numbers drawn each step ([..., N, width]), stored with the
-        step so that PPO recomputes exactly the log-probabilities that acted."""
-        return {"diamond": 1, "dropout": n_agents - 1}.get(self.spec.method, 0)
+        return noise_width(self.spec.method, n_agents)
 
     def peer_visibility(self, noise: Tensor, n_agents: int) -> Tensor:
         """noise [..., N, width] -> [..., N, N-1] bool: which peers each agent sees."""
@@ -252,6 +250,13 @@ class FlatPolicy(nn.Module):
             )
         index = torch.arange(n_agents, device=observation.device).expand(*lead, n_agents)
         return self.forward_flat(observation, index if self.spec.method == "agent_id" else None)
+
+
+def noise_width(method: str, n_agents: int) -> int:
+    """Per-agent random numbers a method draws each step ([..., N, width]): the rank
+    scalar, or the dropout key mask. Stored with the step so that PPO recomputes
+    exactly the log-probabilities that acted."""
+    return {"diamond": 1, "dropout": n_agents - 1}.get(method, 0)
 
 
 def split_observation(flat: Tensor, layout: TokenLayout, n_agents: int) -> tuple[Tensor, Tensor, Tensor]:
