@@ -18,7 +18,8 @@ import math
 import os
 import platform
 import statistics
-from pathlib import Path
+
+from report import emit
 
 from robot_runtime.cli import _team_sizes
 from robot_runtime.swarm import run_swarm
@@ -83,10 +84,7 @@ def main() -> None:
         print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f}")
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

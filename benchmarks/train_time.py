@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import emit
+
 
 def run_seed(seed: int, target: float, device: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
@@ -64,10 +66,7 @@ def main() -> None:
         print(f"{r['seed']:>4} {r['wall_s']:>8.2f} {r['train_s']:>8.2f} {r['iterations']:>6} "
               f"{r['env_steps_per_s']:>12} {r['reached']:>8}")
     print(f"median wall time {result['median_wall_s']:.2f} s (start-up included)")
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
