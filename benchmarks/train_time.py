@@ -38,8 +38,8 @@ def run_seed(seed: int, target: float, device: str) -> dict:
         "wall_s": round(wall, 2),
         "train_s": summary["train_seconds"],
         "iterations": summary["iterations"],
-        "env_steps": summary["frames"],
-        "env_steps_per_s": round(summary["frames"] / summary["train_seconds"]),
+        "env_steps": summary["env_steps"],
+        "env_steps_per_s": round(summary["env_steps"] / summary["train_seconds"]),
         "reached": summary["final_eval_success"],
     }
 

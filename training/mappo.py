@@ -18,7 +18,7 @@ import csv
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,6 @@ class TrainConfig:
     eval_episodes: int = 1000
     target_success: float | None = None  # stop early once greedy eval reaches this
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 class RankNoise(nn.Module):
@@ -194,9 +193,9 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     metrics_path = out / "metrics.csv"
     metrics_file = open(metrics_path, "w", newline="")
     writer = csv.writer(metrics_file)
-    writer.writerow(["iteration", "frames", "wall_s", "mean_reward", "loss_objective", "loss_critic", "entropy",
+    writer.writerow(["iteration", "env_steps", "wall_s", "mean_reward", "loss_objective", "loss_critic", "entropy",
                      "eval_success"])
-    frames = 0
+    env_steps = 0  # one step of one environment (N agents act in it)
     best = {"eval_success": None, "iteration": 0}
     iterator = range(1, config.iterations + 1)
     if config.progress:
@@ -211,7 +210,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
             group["lr"] = config.lr * (1.0 - (iteration - 1) / config.iterations)
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
             data = env.rollout(info.max_steps, policy=collect_policy, break_when_any_done=False)
-        frames += data.numel() * config.n_agents
+        env_steps += data.numel()
         # GAE reads per-agent done flags; VMAS gives one per env.
         for key in ("done", "terminated"):
             flag = data.get(("next", key))
@@ -240,7 +239,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
             eval_success = result["success_rate"]
         mean_reward = data.get(("next", *REWARD)).mean().item()
         writer.writerow([
-            iteration, frames, round(time.perf_counter() - start, 3), round(mean_reward, 5),
+            iteration, env_steps, round(time.perf_counter() - start, 3), round(mean_reward, 5),
             round(losses["loss_objective"].item(), 5), round(losses["loss_critic"].item(), 5),
             round(losses["entropy"].mean().item(), 5), "" if eval_success is None else eval_success,
         ])
@@ -271,7 +270,8 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         "n_agents": config.n_agents,
         "seed": config.seed,
         "iterations": best["iteration"],
-        "frames": frames,
+        "env_steps": env_steps,
+        "agent_steps": env_steps * config.n_agents,
         "train_seconds": round(train_seconds, 2),
         "final_eval_success": best["eval_success"],
     }
