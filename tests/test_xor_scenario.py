@@ -70,10 +70,8 @@ def test_torch_and_onnx_evaluations_agree(tmp_path):
     from training.evaluate import evaluate
 
     make_export(tmp_path, method="diamond", n_agents=3)
-    (tmp_path / "policy.onnx").write_bytes((tmp_path / "diamond.onnx").read_bytes())
-    (tmp_path / "policy.json").write_bytes((tmp_path / "diamond.json").read_bytes())
     torch_result = evaluate(tmp_path / "diamond.pt", [3], 500, seed=3)["results"][0]
-    onnx_result = evaluate(tmp_path / "policy.onnx", [3], 500, seed=3)["results"][0]
+    onnx_result = evaluate(tmp_path / "diamond.onnx", [3], 500, seed=3)["results"][0]
     # Same seeds, same masks, same greedy actions: identical up to float ties.
     assert abs(torch_result["success_rate"] - onnx_result["success_rate"]) <= 0.01
 

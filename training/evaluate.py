@@ -2,8 +2,8 @@
 
 The same loop serves a torch policy and an exported ONNX file: an "actor" maps
 (observation [B,N,D], per-agent noise [B,N,width]) to action parameters
-[B,N,A]. For ONNX the rank mask is built by robot_runtime.rank in numpy, as on
-a robot, and the graph runs through onnxruntime.
+[B,N,A]. For ONNX the peer mask is built by the same `peer_visibility` as in
+training (robot_runtime.rank underneath) and the graph runs through onnxruntime.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from robot_runtime.manifest import load_manifest
-from robot_runtime.rank import peer_index, rank_mask
+from robot_runtime.policy import OnnxPolicy
+from training.policies import FLAT_METHODS, noise_width, peer_visibility, split_observation
 from training.scenarios import ScenarioInfo, scenario_info
 
 Actor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -92,31 +93,21 @@ def choose_action(
     return (params + noise * action_std).clamp(info.action.low, info.action.high)
 
 
-def evaluate_torch(policy: torch.nn.Module, info: ScenarioInfo, episodes: int, seed: int, device: str = "cpu",
-                   sampled: bool = False, action_std: torch.Tensor | None = None) -> dict:
-    width = policy.noise_width(info.kwargs["n_agents"])
+def evaluate_torch(policy: torch.nn.Module, info: ScenarioInfo, episodes: int, seed: int, device: str = "cpu") -> dict:
+    """Greedy evaluation of a policy being trained (training's early stop and progress)."""
     was_training = policy.training
     policy.eval()
     with torch.no_grad():
-        result = run_episodes(policy, width, info, episodes, seed, greedy=True, device=device)
-        if sampled:
-            result["success_rate_sampled"] = run_episodes(
-                policy, width, info, episodes, seed, greedy=False, action_std=action_std, device=device
-            )["success_rate"]
+        result = run_episodes(policy, policy.noise_width(info.kwargs["n_agents"]), info, episodes, seed,
+                              greedy=True, device=device)
     policy.train(was_training)
     return result
 
 
-def onnx_actor(model_path: str | Path, n_agents: int) -> tuple[Actor, int, object]:
-    """An actor that runs an exported policy through onnxruntime, masks built in numpy."""
-    from robot_runtime.policy import OnnxPolicy
-    from training.policies import noise_width, split_observation
-
-    policy = OnnxPolicy(model_path, providers=["CPUExecutionProvider"], threads=2)
+def onnx_actor(policy: OnnxPolicy, n_agents: int) -> Actor:
+    """An actor that runs an exported policy through onnxruntime, as a robot would."""
     m = policy.manifest
     m.check_team_size(n_agents)
-    width = noise_width(m.method, n_agents)
-    index = peer_index(n_agents)
 
     def act(obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[0]
@@ -125,20 +116,47 @@ def onnx_actor(model_path: str | Path, n_agents: int) -> tuple[Actor, int, objec
             agent_index = np.tile(np.arange(n_agents), batch)
             out = policy.act_flat(flat.cpu().numpy(), agent_index)
         else:
-            noise_np = noise.cpu().numpy()
-            if m.method == "diamond":
-                scalars = noise_np[..., 0]
-                present = np.ones((batch, n_agents, n_agents - 1), dtype=bool)
-                visible = rank_mask(scalars, scalars[:, index], present)
-            elif m.method == "dropout":
-                visible = noise_np >= m.extra["dropout_p"]
-            else:
-                visible = np.ones((batch, n_agents, n_agents - 1), dtype=bool)
+            visible = peer_visibility(m.method, noise, n_agents, m.extra.get("dropout_p", 0.0))
             self_f, peers, tasks = (t.cpu().numpy() for t in split_observation(flat, m.layout, n_agents))
-            out = policy.act_tokens(self_f, peers, visible.reshape(batch * n_agents, -1), tasks)
+            out = policy.act_tokens(self_f, peers, visible.reshape(batch * n_agents, -1).cpu().numpy(), tasks)
         return torch.from_numpy(out).reshape(batch, n_agents, -1).to(obs.device)
 
-    return act, width, m
+    return act
+
+
+@dataclass
+class LoadedPolicy:
+    """A checkpoint or an ONNX file, behind one interface for evaluation."""
+
+    scenario: str
+    method: str
+    trained_n: int
+    n_actions: int | None
+    action_std: torch.Tensor | None
+    actor_for: Callable[[int], Actor]  # team size -> actor; ValueError if it cannot run with that size
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
+    from training.export import load_checkpoint
+
+    kind, file = resolve_policy(path)
+    if kind == "torch":
+        policy, spec, checkpoint = load_checkpoint(file, device)
+        log_std = checkpoint.get("log_std")
+
+        def torch_actor(n: int) -> Actor:
+            if spec.method in FLAT_METHODS and n != spec.n_agents:
+                raise ValueError(f"{spec.method} policy was built for {spec.n_agents} agents, cannot run with {n}")
+            return policy
+
+        return LoadedPolicy(checkpoint["config"]["scenario"], spec.method, spec.n_agents,
+                            checkpoint["config"].get("n_actions"),
+                            log_std.exp().to(device) if log_std is not None else None, torch_actor)
+    runner = OnnxPolicy(file, providers=["CPUExecutionProvider"], threads=2)
+    m = runner.manifest
+    std = torch.tensor(m.extra["action_std"]) if "action_std" in m.extra else None
+    return LoadedPolicy(m.scenario, m.method, m.trained_n_agents, m.extra["train_config"].get("n_actions"), std,
+                        lambda n: onnx_actor(runner, n))
 
 
 def resolve_policy(path: str | Path) -> tuple[str, Path]:
@@ -159,44 +177,23 @@ def resolve_policy(path: str | Path) -> tuple[str, Path]:
 
 def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: int, seed: int, device: str = "cpu",
              n_actions: int | None = None) -> dict:
-    from training.export import load_checkpoint
-
-    kind, file = resolve_policy(policy_path)
-    if kind == "torch":
-        policy, spec, checkpoint = load_checkpoint(file, device)
-        scenario, method = checkpoint["config"]["scenario"], spec.method
-        k = n_actions or checkpoint["config"].get("n_actions")
-        log_std = checkpoint.get("log_std")
-        std = log_std.exp().to(device) if log_std is not None else None
-    else:
-        manifest = load_manifest(file)
-        scenario, method = manifest.scenario, manifest.method
-        k = n_actions or manifest.extra["train_config"].get("n_actions")
-        std = torch.tensor(manifest.extra["action_std"]) if "action_std" in manifest.extra else None
-    if kind == "torch":
-        trained_n = spec.n_agents
-    else:
-        trained_n = manifest.trained_n_agents
+    loaded = load_policy(policy_path, device)
     results = []
-    for n in team_sizes or [trained_n]:
-        info = scenario_info(scenario, n, k)
-        if kind == "torch":
-            if spec.method in ("mlp", "agent_id") and n != spec.n_agents:
-                results.append({"n_agents": n, "episodes": 0, "error": f"{method} cannot run with N={n}"})
-                continue
-            row = evaluate_torch(policy, info, episodes, seed, device, sampled=True, action_std=std)
-        else:
-            try:
-                actor, width, _ = onnx_actor(file, n)
-            except ValueError as exc:
-                results.append({"n_agents": n, "episodes": 0, "error": str(exc)})
-                continue
+    for n in team_sizes or [loaded.trained_n]:
+        try:
+            actor = loaded.actor_for(n)
+        except ValueError as exc:
+            results.append({"n_agents": n, "episodes": 0, "error": str(exc)})
+            continue
+        info = scenario_info(loaded.scenario, n, n_actions or loaded.n_actions)
+        width = noise_width(loaded.method, n)
+        with torch.no_grad():
             row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device)
             row["success_rate_sampled"] = run_episodes(
-                actor, width, info, episodes, seed, greedy=False, action_std=std, device=device
+                actor, width, info, episodes, seed, greedy=False, action_std=loaded.action_std, device=device
             )["success_rate"]
         results.append({"n_agents": n, **row})
-    return {"scenario": scenario, "method": method, "policy": str(policy_path), "results": results}
+    return {"scenario": loaded.scenario, "method": loaded.method, "policy": str(policy_path), "results": results}
 
 
 def write_json(data: dict, path: str | Path | None) -> None:

@@ -191,18 +191,7 @@ class TokenPolicy(nn.Module):
         return noise_width(self.spec.method, n_agents)
 
     def peer_visibility(self, noise: Tensor, n_agents: int) -> Tensor:
-        """noise [..., N, width] -> [..., N, N-1] bool: which peers each agent sees."""
-        if self.spec.method == "diamond":
-            scalars = noise[..., 0]  # [..., N]: each agent's rank draw
-            index = torch.as_tensor(peer_index(n_agents), device=noise.device)
-            peer_scalars = scalars[..., index]  # [..., N, N-1]
-            present = torch.ones_like(peer_scalars, dtype=torch.bool)
-            return rank_mask(scalars, peer_scalars, present)
-        if self.spec.method == "dropout":
-            # The paper's ablation: a random key mask, kept on at test time.
-            return noise >= self.spec.dropout_p
-        lead = noise.shape[:-2]
-        return torch.ones(*lead, n_agents, n_agents - 1, dtype=torch.bool, device=noise.device)
+        return peer_visibility(self.spec.method, noise, n_agents, self.spec.dropout_p)
 
     def forward(self, observation: Tensor, noise: Tensor) -> Tensor:
         """observation [..., N, D], noise [..., N, width] -> [..., N, A]."""
@@ -230,7 +219,7 @@ class FlatPolicy(nn.Module):
         orthogonal_init(self)
 
     def noise_width(self, n_agents: int) -> int:
-        return 0
+        return noise_width(self.spec.method, n_agents)
 
     def forward_flat(self, observation: Tensor, agent_index: Tensor | None = None) -> Tensor:
         if self.spec.method == "agent_id":
@@ -257,6 +246,24 @@ def noise_width(method: str, n_agents: int) -> int:
     scalar, or the dropout key mask. Stored with the step so that PPO recomputes
     exactly the log-probabilities that acted."""
     return {"diamond": 1, "dropout": n_agents - 1}.get(method, 0)
+
+
+def peer_visibility(method: str, noise: Tensor, n_agents: int, dropout_p: float) -> Tensor:
+    """noise [..., N, width] -> [..., N, N-1] bool: which peers each agent sees.
+
+    Used by the torch policy and by the ONNX evaluator (whose graph takes this mask),
+    so both see the same peers for the same draws.
+    """
+    if method == "diamond":
+        scalars = noise[..., 0]  # [..., N]: each agent's rank draw
+        index = torch.as_tensor(peer_index(n_agents), device=noise.device)
+        peer_scalars = scalars[..., index]  # [..., N, N-1]
+        present = torch.ones_like(peer_scalars, dtype=torch.bool)
+        return rank_mask(scalars, peer_scalars, present)
+    if method == "dropout":
+        # The paper's ablation: a random key mask, kept on at test time.
+        return noise >= dropout_p
+    return torch.ones(*noise.shape[:-2], n_agents, n_agents - 1, dtype=torch.bool, device=noise.device)
 
 
 def split_observation(flat: Tensor, layout: TokenLayout, n_agents: int) -> tuple[Tensor, Tensor, Tensor]:
