@@ -196,7 +196,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     writer.writerow(["iteration", "env_steps", "wall_s", "mean_reward", "loss_objective", "loss_critic", "entropy",
                      "eval_success"])
     env_steps = 0  # one step of one environment (N agents act in it)
-    best = {"eval_success": None, "iteration": 0}
+    last_eval_success = None
     iterator = range(1, config.iterations + 1)
     if config.progress:
         from tqdm import tqdm
@@ -247,7 +247,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         if config.progress:
             iterator.set_postfix(reward=f"{mean_reward:.3f}", success=eval_success)
         if eval_success is not None:
-            best = {"eval_success": eval_success, "iteration": iteration}
+            last_eval_success = eval_success
             if config.target_success is not None and eval_success >= config.target_success:
                 break
     metrics_file.close()
@@ -269,11 +269,11 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         "method": config.method,
         "n_agents": config.n_agents,
         "seed": config.seed,
-        "iterations": best["iteration"],
+        "iterations": iteration,
         "env_steps": env_steps,
         "agent_steps": env_steps * config.n_agents,
         "train_seconds": round(train_seconds, 2),
-        "final_eval_success": best["eval_success"],
+        "final_eval_success": last_eval_success,
     }
     export_onnx(checkpoint, out / "policy.onnx")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
