@@ -109,7 +109,7 @@ class RobotNode:
                              "token policies (diamond, no_mask, dropout)")
         self.manifest = m
         self.policy_hash = m.model_sha256[:16]
-        self.fs, self.fp, self.ft = m.layout.sizes
+        self.fp = m.layout.sizes[1]  # token size of peers
         self.own_index = np.asarray(m.own_token_from_self, dtype=np.int64)
 
         p = self.node.declare_parameter
@@ -190,23 +190,11 @@ class RobotNode:
     # -- observation -> round ----------------------------------------------------------------
 
     def _parse_observation(self, msg: Any) -> tuple[np.ndarray, np.ndarray] | None:
-        self_f = np.asarray(msg.self_features, dtype=np.float32)
-        tasks = np.asarray(msg.task_features, dtype=np.float32)
-        if self_f.shape != (self.fs,):
-            self._reject_obs("self_features_size", f"self_features has {self_f.size} floats, policy needs {self.fs}")
+        try:
+            return self.policy.observation(msg.self_features, msg.task_features, int(msg.task_count))
+        except PolicyInputError as exc:
+            self._reject_obs(exc.reason, str(exc))
             return None
-        count = int(msg.task_count)
-        if tasks.size != count * self.ft:
-            self._reject_obs("task_features_size", f"task_features has {tasks.size} floats, task_count {count} x "
-                             f"{self.ft} features needs {count * self.ft}")
-            return None
-        if self.manifest.n_tasks >= 0 and count != self.manifest.n_tasks:
-            self._reject_obs("task_count", f"task_count {count}, policy needs {self.manifest.n_tasks}")
-            return None
-        if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
-            self._reject_obs("not_finite", "self_features or task_features has NaN/inf")
-            return None
-        return self_f, tasks.reshape(count, self.ft)
 
     def _on_observation(self, msg: Any) -> None:
         received = self._now()

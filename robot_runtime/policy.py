@@ -24,7 +24,11 @@ PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CP
 
 
 class PolicyInputError(ValueError):
-    """An observation, token or mask the policy cannot take."""
+    """An observation, token or mask the policy cannot take. `reason` is a stable key for counters."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def choose_providers(requested: list[str] | None = None) -> list[str]:
@@ -70,6 +74,28 @@ class OnnxPolicy:
     def token_based(self) -> bool:
         return mf.IN_PEER_VISIBLE in self.manifest.inputs
 
+    def observation(self, self_features: object, task_features: object, task_count: int) -> tuple[np.ndarray, ...]:
+        """One robot's observation as it arrives (task features flat, plus their count) ->
+        (self [Fs], tasks [T, Ft]), under the rules act_tokens applies. A robot checks
+        before it broadcasts, so that it never commits to a step it cannot act in."""
+        fs, _, ft = self.manifest.layout.sizes
+        self_f = np.asarray(self_features, dtype=np.float32)
+        tasks = np.asarray(task_features, dtype=np.float32)
+        if self_f.shape != (fs,):
+            raise PolicyInputError(f"{mf.IN_SELF}: {self_f.size} floats, the policy needs {fs}", "self_features_size")
+        if tasks.size != task_count * ft:
+            raise PolicyInputError(f"{mf.IN_TASKS}: {tasks.size} floats, task_count {task_count} x {ft} features "
+                                   f"needs {task_count * ft}", "task_features_size")
+        self._check_task_count(task_count)
+        if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
+            raise PolicyInputError(f"{mf.IN_SELF} or {mf.IN_TASKS}: NaN or infinite values", "not_finite")
+        return self_f, tasks.reshape(task_count, ft)
+
+    def _check_task_count(self, count: int) -> None:
+        if self.manifest.n_tasks >= 0 and count != self.manifest.n_tasks:
+            raise PolicyInputError(f"{mf.IN_TASKS}: expected {self.manifest.n_tasks} task tokens, got {count}",
+                                   "task_count")
+
     def act_tokens(
         self, self_features: np.ndarray, peer_tokens: np.ndarray, peer_visible: np.ndarray, task_tokens: np.ndarray
     ) -> np.ndarray:
@@ -80,17 +106,15 @@ class OnnxPolicy:
         _check(mf.IN_PEERS, peer_tokens, (batch, -1, fp))
         _check(mf.IN_PEER_VISIBLE, peer_visible, (batch, peer_tokens.shape[1]), finite=False)
         _check(mf.IN_TASKS, task_tokens, (batch, -1, ft))
-        n_tasks = self.manifest.n_tasks
-        if n_tasks >= 0 and task_tokens.shape[1] != n_tasks:
-            raise PolicyInputError(f"{mf.IN_TASKS}: expected {n_tasks} task tokens, got {task_tokens.shape[1]}")
+        self._check_task_count(task_tokens.shape[1])
         try:
             self.manifest.check_team_size(peer_tokens.shape[1] + 1)
         except ManifestError as exc:
-            raise PolicyInputError(f"{mf.IN_PEERS}: {exc}") from None
+            raise PolicyInputError(f"{mf.IN_PEERS}: {exc}", "team_size") from None
         # Masked peers' features never reach the graph's arithmetic, so only
         # visible peers have to be finite.
         if not np.isfinite(peer_tokens[peer_visible.astype(bool)]).all():
-            raise PolicyInputError(f"{mf.IN_PEERS}: a visible peer token is NaN or infinite")
+            raise PolicyInputError(f"{mf.IN_PEERS}: a visible peer token is NaN or infinite", "not_finite")
         feeds = {
             mf.IN_SELF: self_features.astype(np.float32, copy=False),
             mf.IN_PEERS: peer_tokens.astype(np.float32, copy=False),
@@ -113,9 +137,9 @@ class OnnxPolicy:
 
 def _check(name: str, array: np.ndarray, shape: tuple[int, ...], finite: bool = True) -> None:
     if not isinstance(array, np.ndarray):
-        raise PolicyInputError(f"{name}: expected a numpy array, got {type(array).__name__}")
+        raise PolicyInputError(f"{name}: expected a numpy array, got {type(array).__name__}", "type")
     if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape, strict=True)):
         want = "x".join("*" if s == -1 else str(s) for s in shape)
-        raise PolicyInputError(f"{name}: expected shape {want}, got {'x'.join(map(str, array.shape))}")
+        raise PolicyInputError(f"{name}: expected shape {want}, got {'x'.join(map(str, array.shape))}", "shape")
     if finite and name != mf.IN_PEERS and not np.isfinite(array).all():
-        raise PolicyInputError(f"{name}: contains NaN or infinite values")
+        raise PolicyInputError(f"{name}: contains NaN or infinite values", "not_finite")

@@ -127,3 +127,20 @@ def test_bad_inputs_are_named(diamond_export):
     assert np.isfinite(runner.act_tokens(self_f, peers, visible, tasks)).all()
     with pytest.raises(PolicyInputError, match="supports 1..16 robots"):
         runner.act_tokens(self_f, np.ones((2, 16, 1), np.float32), np.ones((2, 16), bool), tasks)
+
+
+def test_observation_check_names_a_reason(diamond_export):
+    _, _, onnx_path, _ = diamond_export
+    runner = OnnxPolicy(onnx_path)  # xor N=3: 1 self feature, 3 task tokens of 3
+    self_f, tasks = runner.observation([1.0], np.eye(3).ravel(), 3)
+    assert self_f.shape == (1,) and tasks.shape == (3, 3)
+    cases = {
+        "self_features_size": ([1.0, 2.0], np.eye(3).ravel(), 3),
+        "task_features_size": ([1.0], np.ones(5), 3),
+        "task_count": ([1.0], np.ones(6), 2),
+        "not_finite": ([float("nan")], np.eye(3).ravel(), 3),
+    }
+    for reason, args in cases.items():
+        with pytest.raises(PolicyInputError) as info:
+            runner.observation(*args)
+        assert info.value.reason == reason
