@@ -1,17 +1,19 @@
 """`ros2 launch robot_runtime swarm.launch.py num_robots:=3 policy:=/path/policy.onnx`
 
 The simulator plus N robot nodes, the same processes as `robot-runtime swarm`
-(both come from robot_runtime.launch_description.swarm_processes). The launch
-ends when the simulator has run its episodes; launch then stops the robots with
-SIGINT, and each broadcasts LEAVING before it exits.
+(both come from robot_runtime.launch_description.swarm_processes): one
+launch_ros Node per robot in its own namespace (/robot_i), plus /sim/sim. The
+launch ends when the simulator has run its episodes; launch then stops the
+robots with SIGINT, and each broadcasts LEAVING before it exits.
 """
 
 # ruff: noqa: I001  (in this repo isort would take `launch` for the local launch/ folder; it is ROS 2 launch)
 import sys
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
 
 from robot_runtime.launch_description import swarm_processes
 
@@ -43,9 +45,18 @@ def _processes(context, *args, **kwargs):
     for spec in specs:
         # The simulator's end is the end of the run: shut the whole launch down with it.
         on_exit = [Shutdown(reason="simulation finished")] if spec.role == "sim" else None
-        # The interpreter that runs this file can import robot_runtime (we just did), so it runs the nodes too.
-        actions.append(ExecuteProcess(cmd=spec.argv(python=sys.executable), name=spec.name, output="screen",
-                                      on_exit=on_exit))
+        # No package lookup: the interpreter that runs this file can import robot_runtime
+        # (we just did), so it runs the nodes too, wherever pip installed the project.
+        actions.append(Node(
+            executable=sys.executable,
+            arguments=spec.module_arguments(),
+            name=spec.node_name,
+            namespace=spec.namespace,
+            exec_name=spec.name,
+            parameters=[spec.parameters],
+            output="screen",
+            on_exit=on_exit,
+        ))
     return actions
 
 

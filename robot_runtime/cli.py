@@ -76,7 +76,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from sim.runner import main as sim_main
 
     return sim_main(args.scenario, args.robots, args.episodes, args.seed, args.mode, args.rate, args.json,
-                    args.action_timeout, args.startup_timeout, args.n_actions)
+                    args.action_timeout, args.startup_timeout, args.n_actions, ["--ros-args", *args.ros_args])
 
 
 def cmd_swarm(args: argparse.Namespace) -> int:
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--action-timeout", type=float, default=1.0, help="lockstep: seconds to wait for an action")
     sim.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for robots to appear")
     sim.add_argument("--json", default=None, help="write the summary here")
+    sim.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
+                     help="ROS arguments (launch_ros adds its own; must come last)")
     sim.set_defaults(func=cmd_sim)
 
     sw = sub.add_parser("swarm", help="run the sim plus N robot nodes as separate processes, summarise to JSON")

@@ -9,7 +9,7 @@ cannot drift apart. No ROS imports here.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MODES = ("lockstep", "realtime")
 
@@ -23,14 +23,24 @@ def robot_ids(num_robots: int) -> list[str]:
 class ProcessSpec:
     name: str  # unique, used for log files and launch process names
     namespace: str  # ROS namespace of its topics ("/robot_0", "/sim")
+    node_name: str  # the ROS node's own name inside that namespace
     args: tuple[str, ...]  # `robot-runtime` subcommand and its options
-    ros_args: tuple[str, ...] = ()  # `--ros-args` part: parameters, remaps
+    parameters: dict[str, object] = field(default_factory=dict)  # ROS parameters of the node
     role: str = "robot"  # "robot" | "sim"
 
+    def module_arguments(self) -> list[str]:
+        """What follows the interpreter: `-m robot_runtime.cli` rather than the console script, which works
+        from an un-activated venv (the ROS wheels re-exec that interpreter with the right library path)."""
+        return ["-m", "robot_runtime.cli", *self.args]
+
+    @property
+    def ros_args(self) -> tuple[str, ...]:
+        """The parameters as `--ros-args` rules (the launch file hands them to launch_ros instead)."""
+        return tuple(a for key, value in self.parameters.items() for a in ("-p", f"{key}:={_ros_value(value)}"))
+
     def argv(self, python: str | None = None) -> list[str]:
-        """Full command line. `python -m robot_runtime.cli` rather than the console script: it works from an
-        un-activated venv, and the ROS wheels re-exec that interpreter with the right library path."""
-        cmd = [python or sys.executable, "-m", "robot_runtime.cli", *self.args]
+        """Full command line, as `robot-runtime swarm` runs it."""
+        cmd = [python or sys.executable, *self.module_arguments()]
         if self.ros_args:
             cmd += ["--ros-args", *self.ros_args]
         return cmd
@@ -72,15 +82,15 @@ def swarm_processes(
         args = ["node", "--robot-id", robot_id, "--policy", str(policy)]
         if stats_dir:
             args += ["--stats-json", f"{stats_dir}/{robot_id}.json"]
-        ros_args = tuple(a for key, value in params.items() for a in ("-p", f"{key}:={_ros_value(value)}"))
-        specs.append(ProcessSpec(name=robot_id, namespace=f"/{robot_id}", args=tuple(args), ros_args=ros_args))
+        specs.append(ProcessSpec(name=robot_id, namespace=f"/{robot_id}", node_name="policy", args=tuple(args),
+                                 parameters=dict(params)))
     sim_args = ["sim", "--scenario", scenario, "--robots", str(num_robots), "--episodes", str(episodes),
                 "--seed", str(seed or 0), "--mode", mode, "--rate", str(rate)]
     if n_actions is not None:
         sim_args += ["--n-actions", str(n_actions)]
     if sim_json:
         sim_args += ["--json", sim_json]
-    specs.append(ProcessSpec(name="sim", namespace="/sim", args=tuple(sim_args), role="sim"))
+    specs.append(ProcessSpec(name="sim", namespace="/sim", node_name="sim", args=tuple(sim_args), role="sim"))
     return specs
 
 

@@ -76,7 +76,12 @@ def _stub_launch(monkeypatch) -> None:
 
     substitutions.LaunchConfiguration = LaunchConfiguration
     launch.actions, launch.substitutions = actions, substitutions
-    for name, module in (("launch", launch), ("launch.actions", actions), ("launch.substitutions", substitutions)):
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = type("Node", (_Recorder,), {})
+    launch_ros.actions = ros_actions
+    for name, module in (("launch", launch), ("launch.actions", actions), ("launch.substitutions", substitutions),
+                         ("launch_ros", launch_ros), ("launch_ros.actions", ros_actions)):
         monkeypatch.setitem(sys.modules, name, module)
 
 
@@ -96,8 +101,15 @@ def test_launch_file_builds_the_shared_process_list(monkeypatch):
     processes = opaque[0].kwargs["function"](context)
     want = swarm_processes(3, "/p/policy.onnx", "xor", "realtime", 20.0, int(declared["episodes"]),
                            int(declared["seed"]))
-    assert [p.kwargs["name"] for p in processes] == [s.name for s in want]
-    assert [p.kwargs["cmd"] for p in processes] == [s.argv(python=sys.executable) for s in want]
+    assert all(type(p).__name__ == "Node" for p in processes)
+    assert [p.kwargs["exec_name"] for p in processes] == [s.name for s in want]
+    # One namespace per robot; the node is /robot_i/policy, its topics /robot_i/observation, /robot_i/action.
+    assert [p.kwargs["namespace"] for p in processes] == ["/robot_0", "/robot_1", "/robot_2", "/sim"]
+    assert [p.kwargs["name"] for p in processes] == ["policy", "policy", "policy", "sim"]
+    assert all(p.kwargs["executable"] == sys.executable for p in processes)
+    assert [p.kwargs["arguments"] for p in processes] == [s.module_arguments() for s in want]
+    assert [p.kwargs["parameters"] for p in processes] == [[s.parameters] for s in want]
+    assert processes[0].kwargs["parameters"][0]["expected_team"] == 3
     sim = processes[-1]
     assert type(sim.kwargs["on_exit"][0]).__name__ == "Shutdown"  # the run ends with the simulator
 
@@ -128,9 +140,9 @@ def test_swarm_processes_rejects_bad_arguments(bad):
 
 
 def test_process_spec_argv_appends_ros_args_last():
-    spec = ProcessSpec("x", "/x", ("node", "--robot-id", "x"), ("-p", "a:=1"))
+    spec = ProcessSpec("x", "/x", "policy", ("node", "--robot-id", "x"), {"a": 1, "on": True, "v": [1, 2]})
     assert spec.argv(python="py") == ["py", "-m", "robot_runtime.cli", "node", "--robot-id", "x", "--ros-args",
-                                      "-p", "a:=1"]
+                                      "-p", "a:=1", "-p", "on:=true", "-p", "v:=[1,2]"]
 
 
 def test_package_xml_is_an_ament_python_package_named_robot_runtime():
