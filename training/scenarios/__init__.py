@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
 from robot_runtime.manifest import ActionSpace, TokenLayout
 
 
@@ -45,7 +48,10 @@ def scenario_info(name: str, n_agents: int, n_actions: int | None = None) -> Sce
             action=CoverageScenario.action_space(),
             n_tasks=n_agents,  # one goal per robot
             own_token_index=tuple(range(len(layout.self_features))),
-            max_steps=50,
+            # 10 s, as BenchMARL's dispersion task. A centralised planner covers every
+            # layout in <= 36 steps (N = 2..8, measured); the rest is the slack a
+            # decentralised team needs to notice and undo a clash over a goal.
+            max_steps=100,
             control_period_s=0.1,
             kwargs={"n_agents": n_agents},
             tasks_scale_with_team=True,
@@ -66,3 +72,16 @@ def make_scenario(name: str):
 
 
 SCENARIOS = ("xor", "coverage")
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of episode `episode` of an evaluation seeded with `seed`: the evaluator
+    and the sim-in-the-loop runner draw episode e's layout from it, so both replay the
+    same episodes."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def set_episode_seeds(scenario, seeds: list[int] | None) -> None:  # noqa: ANN001 (a VMAS BaseScenario)
+    """Per-environment layout seeds for the next reset; scenarios without random layouts ignore them."""
+    if hasattr(scenario, "episode_seeds"):
+        scenario.episode_seeds = None if seeds is None else torch.tensor(seeds, dtype=torch.long)

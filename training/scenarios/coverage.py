@@ -54,6 +54,10 @@ class CoverageScenario(BaseScenario):
         self.potential = torch.zeros(batch_dim, device=device)
         self.step_reward = torch.zeros(batch_dim, device=device)
         self.collisions = torch.zeros(batch_dim, device=device)
+        # Set by evaluators (training.scenarios.set_episode_seeds): env b's next reset
+        # draws its goals from its own seed, so `robot-runtime eval` and the ROS 2 sim
+        # replay the same episodes. None (training): one batched draw, fast.
+        self.episode_seeds: torch.Tensor | None = None
         return world
 
     @staticmethod
@@ -68,15 +72,26 @@ class CoverageScenario(BaseScenario):
     def reset_world_at(self, env_index: int | None = None) -> None:
         for agent in self.world.agents:
             agent.set_pos(torch.zeros(self.world.dim_p, device=self.world.device), batch_index=env_index)
-        for goal in self.world.landmarks:
-            batch = 1 if env_index is not None else self.world.batch_dim
-            pos = torch.empty(batch, self.world.dim_p, device=self.world.device).uniform_(-self.arena, self.arena)
-            goal.set_pos(pos.squeeze(0) if env_index is not None else pos, batch_index=env_index)
+        goals = self._draw_goals(env_index)  # [batch, goals, 2]
+        for k, goal in enumerate(self.world.landmarks):
+            goal.set_pos(goals[0, k] if env_index is not None else goals[:, k], batch_index=env_index)
         index = slice(None) if env_index is None else env_index
         self.covered[index] = False
         self.bound[index] = False
         self.collisions[index] = 0
         self.potential[index] = self._potential()[index]
+
+    def _draw_goals(self, env_index: int | None) -> torch.Tensor:
+        envs = range(self.world.batch_dim) if env_index is None else [env_index]
+        shape = (self.n_agents, self.world.dim_p)
+        if self.episode_seeds is None:
+            unit = torch.rand(len(envs), *shape, device=self.world.device)
+        else:
+            unit = torch.stack([
+                torch.rand(shape, generator=torch.Generator().manual_seed(int(self.episode_seeds[b])))
+                for b in envs
+            ]).to(self.world.device)
+        return (2 * unit - 1) * self.arena
 
     def _positions(self) -> tuple[torch.Tensor, torch.Tensor]:
         robots = torch.stack([a.state.pos for a in self.world.agents], dim=1)  # [B, N, 2]
