@@ -60,6 +60,8 @@ class SimRunner:
         self.world = VmasWorld(scenario, robots, seed=seed, n_actions=n_actions)
         self.scenario, self.n, self.episodes, self.seed = scenario, robots, episodes, seed
         self.mode, self.rate = mode, rate
+        self.next_tick: float | None = None  # realtime mode: when the current step ends
+        self.overruns = 0  # realtime mode: steps that started a whole period late
         self.action_timeout_s, self.startup_timeout_s, self.lease = action_timeout_s, startup_timeout_s, lease
         self.Observation, self.EpisodeReport = Observation, EpisodeReport
         self.node = rclpy.create_node("sim", namespace="/sim")
@@ -214,7 +216,18 @@ class SimRunner:
         return actions
 
     def collect_realtime(self) -> list[np.ndarray]:
-        self.spin_for(1.0 / self.rate)
+        # Ticks on absolute times (t0 + k / rate), so the sim's own step and publishing
+        # time comes out of the period instead of stretching it.
+        period = 1.0 / self.rate
+        now = time.monotonic()
+        if self.next_tick is not None and now - self.next_tick > period:
+            self.overruns += 1  # fell a whole period behind: re-anchor rather than burst to catch up
+            self.next_tick = None
+        if self.next_tick is None:
+            self.next_tick = now + period
+        else:
+            self.next_tick += period
+        self.spin_for(self.next_tick - time.monotonic())
         for link in self.robots:
             fresh = link.pending.pop(self.step, None)
             link.pending.clear()
@@ -232,7 +245,7 @@ class SimRunner:
         for episode in range(self.episodes):
             if self.stop_requested:
                 break
-            observations = self.world.reset()
+            observations = self.world.reset(episode)
             ret, collisions, success, steps = 0.0, 0, False, 0
             for _ in range(self.world.max_steps):
                 self.publish_observations(observations)
@@ -277,6 +290,7 @@ class SimRunner:
                 "max": round(max(self.step_latency_ms), 3) if self.step_latency_ms else None,
             },
             "steps_per_s": round(self.step / wall, 2) if wall > 0 else None,
+            "realtime_overruns": self.overruns if self.mode == "realtime" else None,
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,
             "missed_actions": {r.robot_id: r.missed_total for r in self.robots},
@@ -290,11 +304,12 @@ class SimRunner:
 
 
 def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: float, json_path: str | None,
-         action_timeout_s: float = 1.0, startup_timeout_s: float = 30.0, n_actions: int | None = None) -> int:
+         action_timeout_s: float = 1.0, startup_timeout_s: float = 30.0, n_actions: int | None = None,
+         ros_args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=["robot-runtime", *(ros_args or [])], signal_handler_options=SignalHandlerOptions.NO)
     sim = None
     try:
         sim = SimRunner(scenario, robots, episodes, seed, mode, rate, action_timeout_s, startup_timeout_s,

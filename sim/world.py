@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.scenarios import episode_seed, set_episode_seeds
+
 
 @dataclass(frozen=True)
 class RobotObservation:
@@ -36,6 +38,7 @@ class VmasWorld:
         self.torch = torch
         self.info = scenario_info(scenario, n_robots, n_actions)
         self.n = n_robots
+        self.seed = seed
         self.env = vmas.make_env(
             scenario=make_scenario(scenario), num_envs=1, device="cpu",
             continuous_actions=self.info.action.kind == "continuous", max_steps=self.info.max_steps, seed=seed,
@@ -65,7 +68,9 @@ class VmasWorld:
             return f"continuous action must be {a.size} finite values, got {values.size}"
         return ""
 
-    def reset(self) -> list[RobotObservation]:
+    def reset(self, episode: int = 0) -> list[RobotObservation]:
+        """Episode `episode`'s layout, the same as `robot-runtime eval --seed` draws for it."""
+        set_episode_seeds(self.env.scenario, [episode_seed(self.seed, episode)])
         self._obs = self.env.reset()
         return self.observations()
 

@@ -50,3 +50,18 @@ def test_collisions_are_counted_away_from_the_start():
         robot.set_pos(torch.tensor([0.5, 0.5]), batch_index=0)
     nxt = still_step(env, td, 2, 1)
     assert nxt.get(("agents", "info")).get("collisions")[0, 0, 0].item() == 1.0
+
+
+def test_evaluator_and_sim_world_replay_the_same_episodes():
+    """Episode e's goals come from (seed, e) in batched evaluation and in the one-env ROS 2 sim world."""
+    from sim.world import VmasWorld
+    from training.scenarios import episode_seed, set_episode_seeds
+
+    n, seed = 3, 11
+    env = make_env(scenario_info("coverage", n), 4, "cpu", seed=0)
+    set_episode_seeds(env._env.scenario, [episode_seed(seed, e) for e in range(4)])
+    batched = env.reset().get(("agents", "observation"))[:, 0, -3 * n:].reshape(4, n, 3)
+    world = VmasWorld("coverage", n, seed=seed)
+    for e in (2, 0, 3):
+        assert torch.equal(torch.from_numpy(world.reset(e)[0].task_features), batched[e])
+    assert not torch.equal(batched[0], batched[1])

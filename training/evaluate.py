@@ -19,7 +19,7 @@ import torch
 
 from robot_runtime.policy import OnnxPolicy
 from training.policies import FLAT_METHODS, noise_width, peer_visibility, split_observation
-from training.scenarios import ScenarioInfo, scenario_info
+from training.scenarios import ScenarioInfo, episode_seed, scenario_info, set_episode_seeds
 
 Actor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -43,7 +43,9 @@ def run_episodes(
     env = make_env(info, num_envs, device, seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     success, returns, collisions, cover_steps = [], [], [], []
-    for _ in range(batches):
+    for batch in range(batches):
+        # Episode e's layout comes from episode_seed(seed, e), as in the ROS 2 sim (sim.world).
+        set_episode_seeds(env._env.scenario, [episode_seed(seed, batch * num_envs + b) for b in range(num_envs)])
         td = env.reset()
         done_at = torch.full((num_envs,), -1, dtype=torch.long, device=device)
         episode_return = torch.zeros(num_envs, device=device)
@@ -176,7 +178,8 @@ def resolve_policy(path: str | Path) -> tuple[str, Path]:
 
 
 def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: int, seed: int, device: str = "cpu",
-             n_actions: int | None = None) -> dict:
+             n_actions: int | None = None, sampled: bool = True) -> dict:
+    """Greedy success (and, with `sampled`, success with sampled actions) per team size."""
     loaded = load_policy(policy_path, device)
     results = []
     for n in team_sizes or [loaded.trained_n]:
@@ -189,9 +192,10 @@ def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: in
         width = noise_width(loaded.method, n)
         with torch.no_grad():
             row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device)
-            row["success_rate_sampled"] = run_episodes(
-                actor, width, info, episodes, seed, greedy=False, action_std=loaded.action_std, device=device
-            )["success_rate"]
+            if sampled:
+                row["success_rate_sampled"] = run_episodes(
+                    actor, width, info, episodes, seed, greedy=False, action_std=loaded.action_std, device=device
+                )["success_rate"]
         results.append({"n_agents": n, **row})
     return {"scenario": loaded.scenario, "method": loaded.method, "policy": str(policy_path), "results": results}
 
