@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage results-xor bench-train bench-swarm clean
+.PHONY: setup test lint demo policies policy-coverage eval-coverage results-xor results-control bench-train bench-train-coverage bench-swarm clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP)
 
@@ -34,8 +34,8 @@ lint: setup
 # The main job: the bundled policy, sim-in-the-loop: the VMAS world node plus one ROS 2 node
 # per robot, separate processes over Fast DDS on this host.
 demo: setup
-	$(VENV)/bin/robot-runtime swarm --robots 2 --policy policies/xor/policy.onnx --scenario xor \
-		--episodes 200 --seed 0 --json runs/demo/swarm.json
+	$(VENV)/bin/robot-runtime swarm --robots 4 --policy policies/coverage/policy.onnx --scenario coverage \
+		--episodes 20 --seed 0 --json runs/demo/swarm.json
 
 # Long jobs (not part of the tests).
 # Retrain every shipped policy from scratch (fixed seeds); recipes in policies/*/RECIPE.md.
@@ -44,23 +44,43 @@ policies: setup
 		--iterations 60 --no-progress --out runs/policies/xor
 	mkdir -p policies/xor && cp runs/policies/xor/policy.onnx runs/policies/xor/policy.json policies/xor/
 
-# ~28 min on 2 cores (one thread); see policies/coverage/RECIPE.md.
+# ~22 min on 2 cores (one thread); see policies/coverage/RECIPE.md.
 policy-coverage: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario coverage --method diamond --n-agents 4 \
-		--seed 0 --num-envs 128 --iterations 300 --lr 1e-3 --no-progress --out runs/policies/coverage
+		--seed 0 --num-envs 64 --iterations 200 --lr 1e-3 --eval-every 25 --eval-episodes 500 --no-progress \
+		--out runs/policies/coverage
 	mkdir -p policies/coverage && cp runs/policies/coverage/policy.onnx runs/policies/coverage/policy.json \
 		policies/coverage/
+
+# The shipped coverage policy through onnxruntime, N = 2..8, and its checkpoint in torch (after
+# `make policy-coverage`): the two must agree within 0.02.
+eval-coverage: setup
+	$(VENV)/bin/robot-runtime eval --policy policies/coverage/policy.onnx --n-agents 2-8 --episodes 500 --seed 7 \
+		--json docs/results/coverage_eval.json
+	$(VENV)/bin/robot-runtime eval --policy runs/policies/coverage/checkpoint.pt --n-agents 2-8 --episodes 500 \
+		--seed 7 --json docs/results/coverage_eval_torch.json
+	$(PY) benchmarks/compare_eval.py docs/results/coverage_eval.json docs/results/coverage_eval_torch.json \
+		--json docs/results/coverage_onnx_vs_torch.json
 
 results-xor: setup
 	$(PY) -m training.results_xor --out docs/results
 
+results-control: setup
+	$(PY) -m training.results_control --out docs/results
+
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json
+
+# The shipped coverage recipe (one thread, as `make policy-coverage`) until N=4 greedy success >= 0.9.
+bench-train-coverage: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/train_time.py --scenario coverage --n-agents 4 --target 0.9 --seeds 1 \
+		--train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
+		--json docs/results/train_time_coverage.json
 
 # Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz for 2 minutes.
 bench-swarm: setup
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
-		--episodes 10 --realtime-seconds 120 --json docs/results/swarm_latency.json
+		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --json docs/results/swarm_latency.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

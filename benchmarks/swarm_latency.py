@@ -1,13 +1,14 @@
-"""Sim-in-the-loop swarm figures per team size: decision latency, round time, deadline misses.
+"""Sim-in-the-loop swarm figures per team size: deployed vs evaluated success, latency, deadline misses.
 
     python benchmarks/swarm_latency.py --policy POLICY.onnx --scenario coverage --robots 2-8 \
-        --episodes 10 --realtime-seconds 120 --json docs/results/swarm_latency.json
+        --episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --json docs/results/swarm_latency.json
 
 For each N: `robot-runtime swarm` in lockstep mode (sim + N robot processes over
-Fast DDS on loopback). Then, optionally, real-time mode at --rate Hz with the
-largest N for --realtime-seconds, which must miss no deadline. Prints a table and
-writes JSON. The figures are about the runtime; success rates are those of the
-given policy.
+Fast DDS on loopback), then `robot-runtime eval` of the same ONNX file on the same
+episodes (same --seed: episode e's layout is drawn from (seed, e) in both), greedy
+actions; the rank scalars are drawn independently in each. Then, optionally,
+real-time mode at --rate Hz with the largest N for --realtime-seconds, which must
+miss no deadline. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -51,20 +52,29 @@ def main() -> None:
     parser.add_argument("--policy", required=True)
     parser.add_argument("--scenario", default="coverage")
     parser.add_argument("--robots", type=_team_sizes, default=_team_sizes("2-8"))
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=30, help="lockstep episodes per team size")
+    parser.add_argument("--episodes-trained-n", type=int, default=100,
+                        help="lockstep episodes at the team size the policy was trained with")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--realtime-seconds", type=float, default=0.0, help="0: skip the real-time run")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from robot_runtime.manifest import load_manifest
+    from training.evaluate import evaluate
+
+    trained_n = load_manifest(args.policy).trained_n_agents
     rows = []
     for n in args.robots:
-        summary = run_swarm(n, args.policy, args.scenario, args.episodes, args.seed, "lockstep", args.rate)
-        rows.append(row(summary, n, "lockstep"))
+        episodes = args.episodes_trained_n if n == trained_n else args.episodes
+        summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
+        evaluated = evaluate(args.policy, [n], episodes, args.seed, sampled=False)["results"][0]["success_rate"]
+        deployed = summary["success_rate"]
+        rows.append({**row(summary, n, "lockstep"), "eval_success_rate": evaluated,
+                     "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4)})
         print(json.dumps(rows[-1]), flush=True)
     if args.realtime_seconds > 0:
-        from robot_runtime.manifest import load_manifest
         from training.scenarios import scenario_info
 
         n = max(args.robots)
@@ -77,11 +87,12 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
-    header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'lat p50':>8} {'lat p99':>8} {'round':>7} " \
-             f"{'misses':>6} {'steps/s':>8}"
+    header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
+             f"{'round':>7} {'misses':>6} {'steps/s':>8}"
     print(header)
     for r in rows:
-        print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} "
+        evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
+        print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f}")
     emit(result, args.json)

@@ -1,11 +1,15 @@
-"""Wall time to train XOR N=2 to >= 0.99 greedy success, start-up included (median of 3 seeds).
+"""Wall time to train a policy to a greedy success target, start-up included, and env steps per second.
 
     python benchmarks/train_time.py --json docs/results/train_time.json     (or: make bench-train)
+    python benchmarks/train_time.py --scenario coverage --n-agents 4 --target 0.9 --seeds 1 \
+        --train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
+        --json docs/results/train_time_coverage.json                         (or: make bench-train-coverage)
 
 Each seed runs the real CLI in a fresh process (`robot-runtime train ...
---target-success 0.99`), so interpreter start, imports, environment creation,
+--target-success T`), so interpreter start, imports, environment creation,
 training, the evaluations that decide when to stop, and ONNX export all count.
-Prints a table and writes JSON.
+One env step is one step of one environment (all N agents act in it). Prints a
+table and writes JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -24,11 +29,11 @@ from pathlib import Path
 from report import emit
 
 
-def run_seed(seed: int, target: float, device: str) -> dict:
+def run_seed(seed: int, target: float, device: str, scenario: str, n_agents: int, train_args: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        argv = [sys.executable, "-m", "robot_runtime.cli", "train", "--scenario", "xor", "--method", "diamond",
-                "--n-agents", "2", "--seed", str(seed), "--target-success", str(target), "--device", device,
-                "--no-progress", "--out", out]
+        argv = [sys.executable, "-m", "robot_runtime.cli", "train", "--scenario", scenario, "--method", "diamond",
+                "--n-agents", str(n_agents), "--seed", str(seed), "--target-success", str(target),
+                "--device", device, "--no-progress", *train_args, "--out", out]
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
@@ -49,11 +54,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scenario", default="xor")
+    parser.add_argument("--n-agents", type=int, default=2)
+    parser.add_argument("--train-args", default="", help="more `robot-runtime train` options, one string")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    rows = [run_seed(seed, args.target, args.device) for seed in range(args.seeds)]
+    rows = [run_seed(seed, args.target, args.device, args.scenario, args.n_agents, shlex.split(args.train_args))
+            for seed in range(args.seeds)]
     result = {
-        "benchmark": "xor_n2_train_to_target",
+        "benchmark": f"{args.scenario}_n{args.n_agents}_train_to_target",
+        "train_args": args.train_args,
+        "torch_threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "target_greedy_success": args.target,
         "device": args.device,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

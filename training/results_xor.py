@@ -58,9 +58,9 @@ def run_all(seeds: list[int], episodes: int, work: Path) -> list[dict]:
     return rows
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 3) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {std:.3f}"
+    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
