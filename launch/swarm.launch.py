@@ -1,4 +1,4 @@
-"""`ros2 launch robot_runtime swarm.launch.py num_robots:=3 policy:=/path/policy.onnx`
+"""`ros2 launch robot_runtime swarm.launch.py num_robots:=8 [policy:=/path/policy.onnx scenario:=...]`
 
 The simulator plus N robot nodes, the same processes as `robot-runtime swarm`
 (both come from robot_runtime.launch_description.swarm_processes): one
@@ -8,6 +8,7 @@ robots with SIGINT, and each broadcasts LEAVING before it exits.
 """
 
 # ruff: noqa: I001  (in this repo isort would take `launch` for the local launch/ folder; it is ROS 2 launch)
+import os
 import sys
 
 from launch import LaunchDescription
@@ -17,10 +18,13 @@ from launch_ros.actions import Node
 
 from robot_runtime.launch_description import swarm_processes
 
+# The bundled policy sits at ../policies/ from this file both in the source tree and where
+# `pip install` puts it (<prefix>/share/robot_runtime/{launch,policies}).
+BUNDLED_POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "policies", "coverage", "policy.onnx")
 ARGUMENTS = (
-    ("num_robots", "2", "number of robots, robot_0..robot_{N-1}"),
-    ("policy", "policies/xor/policy.onnx", "exported policy (.onnx, manifest .json beside it)"),
-    ("scenario", "xor", "VMAS scenario the simulator runs"),
+    ("num_robots", "4", "number of robots, robot_0..robot_{N-1} (the bundled policy runs 2 to 8)"),
+    ("policy", os.path.normpath(BUNDLED_POLICY), "exported policy (.onnx, manifest .json beside it)"),
+    ("scenario", "coverage", "VMAS scenario the simulator runs"),
     ("mode", "lockstep", "lockstep (sim waits for every live robot) or realtime (fixed rate, last action held)"),
     ("rate", "10.0", "realtime mode: simulator steps per second"),
     ("episodes", "100", "episodes the simulator runs before the launch ends"),

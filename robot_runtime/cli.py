@@ -37,6 +37,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         entropy_coef=args.entropy_coef,
         target_success=args.target_success,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
         progress=not args.no_progress,
     )
     summary = train(config, args.out)
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--entropy-coef", type=float, default=0.0)
     train.add_argument("--target-success", type=float, default=None,
                        help="stop once greedy evaluation success reaches this (e.g. 0.99)")
+    train.add_argument("--eval-every", type=int, default=10, help="greedy evaluation every this many iterations")
+    train.add_argument("--eval-episodes", type=int, default=1000, help="episodes per evaluation during training")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--out", required=True, help="run directory: checkpoint.pt, policy.onnx, policy.json")
     train.set_defaults(func=cmd_train)

@@ -21,6 +21,10 @@ def test_pip_install_puts_launch_file_package_xml_and_index_marker_under_share(t
     assert "<name>robot_runtime</name>" in (share / "robot_runtime" / "package.xml").read_text()
     launch = share / "robot_runtime" / "launch" / "swarm.launch.py"
     assert launch.read_text() == (ROOT / "launch" / "swarm.launch.py").read_text()
+    # The launch file's default policy, ../policies/coverage/policy.onnx from launch/, exists installed too.
+    for name in ("policy.onnx", "policy.json"):
+        installed = share / "robot_runtime" / "policies" / "coverage" / name
+        assert installed.read_bytes() == (ROOT / "policies" / "coverage" / name).read_bytes()
     assert any(prefix.glob("lib/python3*/site-packages/robot_runtime/rank.py"))
     # the venv's own (editable) install is untouched
     assert shutil.which("robot-runtime", path=str(Path(sys.executable).parent))

@@ -38,7 +38,7 @@ def test_launch_file_imports_and_calls_only_documented_api():
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                assert alias.name in ("sys",), f"import {alias.name}"
+                assert alias.name in ("os", "sys"), f"import {alias.name}"
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             top = module.split(".")[0]
@@ -99,7 +99,8 @@ def test_launch_file_builds_the_shared_process_list(monkeypatch):
     context = types.SimpleNamespace(launch_configurations={
         **declared, "num_robots": "3", "policy": "/p/policy.onnx", "mode": "realtime", "rate": "20"})
     processes = opaque[0].kwargs["function"](context)
-    want = swarm_processes(3, "/p/policy.onnx", "xor", "realtime", 20.0, int(declared["episodes"]),
+    assert declared["scenario"] == "coverage" and Path(declared["policy"]) == ROOT / "policies/coverage/policy.onnx"
+    want = swarm_processes(3, "/p/policy.onnx", "coverage", "realtime", 20.0, int(declared["episodes"]),
                            int(declared["seed"]))
     assert all(type(p).__name__ == "Node" for p in processes)
     assert [p.kwargs["exec_name"] for p in processes] == [s.name for s in want]
