@@ -164,3 +164,12 @@ def test_coverage_policy_onnx_matches_torch_for_every_team_size_and_hides_masked
         peers[:, 0] = np.nan
         assert np.array_equal(runner.act_tokens(self_f, peers, visible, tasks), base)
     assert worst <= 1e-5, f"max abs difference {worst}"
+
+
+def test_flat_baseline_on_coverage_fixes_its_task_count(tmp_path):
+    """Coverage scales goals with the team; an MLP's input cannot, so its manifest pins both."""
+    _, spec, onnx_path, manifest = make_export(tmp_path, method="mlp", n_agents=4, scenario="coverage")
+    assert manifest.n_tasks == 4 and manifest.n_agents_min == manifest.n_agents_max == 4
+    runner = OnnxPolicy(onnx_path)
+    flat = np.zeros((3, spec.layout.flat_size(4, 4)), dtype=np.float32)
+    assert runner.act_flat(flat).shape == (3, 2)

@@ -90,7 +90,9 @@ def build_manifest(spec: PolicySpec, checkpoint: dict) -> Manifest:
         action=spec.action,
         n_agents_min=1 if token else spec.n_agents,
         n_agents_max=MAX_TEAM if token else spec.n_agents,
-        n_tasks=checkpoint.get("n_tasks_fixed", spec.n_tasks),
+        # Token graphs take any task count where the scenario scales tasks with the team (-1);
+        # a flat MLP's input size fixes its task count along with its team size.
+        n_tasks=checkpoint.get("n_tasks_fixed", spec.n_tasks) if token else spec.n_tasks,
         trained_n_agents=spec.n_agents,
         control_period_s=checkpoint.get("control_period_s", 0.1),
         opset=OPSET,
