@@ -39,6 +39,7 @@ def row(summary: dict, n: int, mode: str) -> dict:
         "round_time_p50_ms": statistics.median(r["round_time_ms_p50"] for r in per_robot) if per_robot else None,
         "deadline_misses": summary["deadline_misses"],
         "steps_per_s": summary["steps_per_s"],
+        "sim_overruns": (summary.get("sim") or {}).get("realtime_overruns"),  # real-time steps a period late
         "wall_s": summary["wall_s"],
         "broadcast_bytes": summary["broadcast_bytes"],
         "robot_peak_rss_mb": summary.get("robot_peak_rss_mb"),

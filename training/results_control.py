@@ -133,7 +133,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         "# Coverage task: trained with 4 robots, run with 2 to 8",
         "",
         "Regenerate with `make results-control` (`python -m training.results_control --out docs/results`).",
-        f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}, {meta['wall_minutes']:.1f} min in all.",
+        f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}.",
         "",
         f"Task: `training/scenarios/coverage.py`. Every robot starts at the origin, N goals uniform in "
         f"[-1, 1]², {meta['max_steps']} steps of {meta['control_period_s']} s; success = every goal covered by a "
@@ -169,7 +169,8 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         lines += ["## Where a method cannot run", ""]
         for method, sizes in blocked:
             reason = next(iter(sizes.values()))
-            lines.append(f"- `{method}` at N = {', '.join(map(str, sizes))}: {reason}.")
+            lines.append(f"- `{method}` at N = {', '.join(map(str, sizes))}: its flat input has a fixed size, so "
+                         f"the exported file refuses other team sizes (`{reason}`).")
         lines.append("")
     lines += [
         "## Example trajectories (the shipped policy, `policies/coverage/policy.onnx`)",
