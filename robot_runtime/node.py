@@ -58,15 +58,22 @@ def process_age_s() -> float:
 
 
 def resident_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MiB."""
-    current = float("nan")
+    """(current, peak) resident memory of this process in MiB.
+
+    The peak is VmHWM, the high-water mark of this program's own memory. Not ru_maxrss:
+    Linux keeps that across fork and exec, so a node started by a large parent (a
+    supervisor that had imported torch) reported the parent's size (measured: 381 MB).
+    """
+    fields = {}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                current = int(line.split()[1]) / 1024
-    except OSError:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+    except (OSError, ValueError, IndexError):
         pass
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = fields.get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return fields.get("VmRSS", float("nan")), peak
 
 
 def percentile_ms(samples: Any, q: float) -> float:
