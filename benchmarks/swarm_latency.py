@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--realtime-seconds", type=float, default=0.0,
                         help="at least this long (0: skip the real-time run)")
     parser.add_argument("--realtime-deadline", type=float, default=0.8,
-                        help="robots' broadcast deadline in the real-time run, as a fraction of the period: the rest "
-                             "of the period is left for inference and the action")
+                        help="robots' broadcast deadline in the real-time run, as a fraction of the period (the "
+                             "node's default, robot_runtime.node.DEADLINE_FRACTION)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

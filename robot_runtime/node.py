@@ -16,7 +16,7 @@ rejected, counted, logged once per cause; the node keeps running. SIGINT/SIGTERM
 publish a LEAVING broadcast, then the node exits 0.
 
 ROS parameters (declared, with defaults): mode ("lockstep" | "free_running"),
-period_s (manifest's control period), deadline_s (half a period), lease_steps (3),
+period_s (manifest's control period), deadline_s (0.8 of the period), lease_steps (3),
 expected_team (0 = unknown), seed (unset = unseeded), providers (unset = TensorRT,
 CUDA, CPU, as available), status_period_s (1.0).
 """
@@ -55,6 +55,9 @@ def process_age_s() -> float:
         return time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return float("nan")
+
+
+DEADLINE_FRACTION = 0.8  # default broadcast deadline, as a fraction of the control period
 
 
 def resident_mb() -> tuple[float, float]:
@@ -122,7 +125,9 @@ class RobotNode:
         p = self.node.declare_parameter
         self.mode = p("mode", "lockstep").value
         self.period_s = float(p("period_s", float(m.control_period_s)).value)
-        self.deadline_s = float(p("deadline_s", 0.5 * self.period_s).value)
+        # 0.8: the rest of the period is for inference and the action (~1 ms). Half a period
+        # missed 74 of ~16,800 rounds with 8 robots at 20 Hz on 2 cores; 0.8 missed none.
+        self.deadline_s = float(p("deadline_s", DEADLINE_FRACTION * self.period_s).value)
         self.lease_steps = int(p("lease_steps", 3).value)
         self.expected_team = int(p("expected_team", 0).value)
         self.status_period_s = float(p("status_period_s", 1.0).value)
