@@ -20,9 +20,7 @@ def make_export(tmp_path, method: str = "diamond", n_agents: int = 3, scenario: 
     info = scenario_info(scenario, n_agents)
     spec = make_spec(config, info)
     policy = build_policy(spec)
-    checkpoint = save_checkpoint(tmp_path / f"{method}.pt", asdict(config), spec, policy,
-                                 control_period_s=info.control_period_s,
-                                 n_tasks_fixed=-1 if info.tasks_scale_with_team else info.n_tasks)
+    checkpoint = save_checkpoint(tmp_path / f"{method}.pt", asdict(config), spec, policy)
     onnx_path = tmp_path / f"{method}.onnx"
     manifest = export_onnx(checkpoint, onnx_path)
     return policy.eval(), spec, onnx_path, manifest

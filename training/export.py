@@ -21,6 +21,7 @@ from torch import nn
 from robot_runtime import manifest as mf
 from robot_runtime.manifest import ActionSpace, Manifest, TokenLayout
 from training.policies import TOKEN_METHODS, FlatPolicy, PolicySpec, TokenPolicy, build_policy
+from training.scenarios import scenario_info
 
 OPSET = 17
 MAX_TEAM = 16  # rank protocol and message sizes are checked up to here
@@ -71,6 +72,7 @@ class FlatGraph(nn.Module):
 
 def build_manifest(spec: PolicySpec, checkpoint: dict) -> Manifest:
     config = checkpoint["config"]
+    info = scenario_info(config["scenario"], spec.n_agents, config.get("n_actions"))
     token = spec.method in TOKEN_METHODS
     if token:
         inputs = (mf.IN_SELF, mf.IN_PEERS, mf.IN_PEER_VISIBLE, mf.IN_TASKS)
@@ -92,9 +94,9 @@ def build_manifest(spec: PolicySpec, checkpoint: dict) -> Manifest:
         n_agents_max=MAX_TEAM if token else spec.n_agents,
         # Token graphs take any task count where the scenario scales tasks with the team (-1);
         # a flat MLP's input size fixes its task count along with its team size.
-        n_tasks=checkpoint.get("n_tasks_fixed", spec.n_tasks) if token else spec.n_tasks,
+        n_tasks=-1 if token and info.tasks_scale_with_team else spec.n_tasks,
         trained_n_agents=spec.n_agents,
-        control_period_s=checkpoint.get("control_period_s", 0.1),
+        control_period_s=info.control_period_s,
         opset=OPSET,
         uses_rank_mask=spec.method == "diamond",
         permutation_invariant=spec.method != "agent_id",

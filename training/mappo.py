@@ -261,8 +261,6 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         policy,
         critic=critic_net.state_dict(),
         log_std=None if log_std is None else log_std.detach().cpu(),
-        control_period_s=info.control_period_s,
-        n_tasks_fixed=-1 if info.tasks_scale_with_team else info.n_tasks,
     )
     summary = {
         "scenario": config.scenario,
