@@ -44,6 +44,7 @@ from robot_runtime.rank import sample_scalar, scalar_rng
 log = logging.getLogger(__name__)
 
 LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
+DEADLINE_FRACTION = 0.8  # default broadcast deadline, as a fraction of the control period
 
 
 def process_age_s() -> float:
@@ -55,9 +56,6 @@ def process_age_s() -> float:
         return time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return float("nan")
-
-
-DEADLINE_FRACTION = 0.8  # default broadcast deadline, as a fraction of the control period
 
 
 def resident_mb() -> tuple[float, float]:
@@ -343,11 +341,7 @@ class RobotNode:
         self_f, tasks, received = self.round_obs
 
         t0 = self._now()
-        try:
-            out = self.policy.act_tokens(self_f[None], tokens[None], visible[None], tasks[None])[0]
-        except PolicyInputError as exc:
-            self._reject_obs("policy_input", f"step {rnd.step}: {exc}")
-            return
+        out = self.policy.run_tokens(self_f[None], tokens[None], visible[None], tasks[None])[0]
         t1 = self._now()
         if self.manifest.action.kind == "discrete":
             values = [float(np.argmax(out))]

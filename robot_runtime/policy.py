@@ -115,6 +115,14 @@ class OnnxPolicy:
         # visible peers have to be finite.
         if not np.isfinite(peer_tokens[peer_visible.astype(bool)]).all():
             raise PolicyInputError(f"{mf.IN_PEERS}: a visible peer token is NaN or infinite", "not_finite")
+        return self.run_tokens(self_features, peer_tokens, peer_visible, task_tokens)
+
+    def run_tokens(
+        self, self_features: np.ndarray, peer_tokens: np.ndarray, peer_visible: np.ndarray, task_tokens: np.ndarray
+    ) -> np.ndarray:
+        """act_tokens without its checks, for inputs that passed them already: the robot node's
+        observation went through `observation()`, every peer token through the peer table, and
+        the node builds the mask and caps the team itself. Checking again would cost every step."""
         feeds = {
             mf.IN_SELF: self_features.astype(np.float32, copy=False),
             mf.IN_PEERS: peer_tokens.astype(np.float32, copy=False),
