@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import vmas
 
-from training.scenarios import episode_seed, set_episode_seeds
+from training.scenarios import episode_seed, make_scenario, scenario_info, set_episode_seeds
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,6 @@ class StepResult:
 
 class VmasWorld:
     def __init__(self, scenario: str, n_robots: int, seed: int = 0, n_actions: int | None = None) -> None:
-        import torch
-        import vmas
-
-        from training.scenarios import make_scenario, scenario_info
-
-        self.torch = torch
         self.info = scenario_info(scenario, n_robots, n_actions)
         self.n = n_robots
         self.seed = seed
@@ -84,7 +80,6 @@ class VmasWorld:
         return out
 
     def step(self, actions: list[np.ndarray]) -> StepResult:
-        torch = self.torch
         if self.info.action.kind == "discrete":
             batch = [torch.tensor([[int(a[0])]], dtype=torch.long) for a in actions]
         else:
