@@ -26,8 +26,8 @@ import torch
 
 from training.evaluate import evaluate, load_policy
 from training.mappo import TrainConfig, train
+from training.plotting import mean_std, pyplot
 from training.policies import noise_width
-from training.results_xor import mean_std
 from training.scenarios import episode_seed, scenario_info, set_episode_seeds
 
 METHODS = ("diamond", "no_mask", "dropout", "mlp", "agent_id")
@@ -51,10 +51,12 @@ def trained_already(run_dir: Path, config: TrainConfig) -> bool:
 
 
 def finished(run_dir: Path, iterations: int, episodes: int) -> dict | None:
+    """The evaluated row of a run finished with this budget, else None."""
     done = run_dir / "control_eval.json"
-    if done.is_file() and json.loads(done.read_text())["key"] == [iterations, episodes]:
-        return json.loads(done.read_text())["row"]
-    return None
+    if not done.is_file():
+        return None
+    saved = json.loads(done.read_text())
+    return saved["row"] if saved["key"] == [iterations, episodes] else None
 
 
 def run_one(method: str, seed: int, iterations: int, episodes: int, run_dir: Path) -> dict:
@@ -82,8 +84,9 @@ def run_all(methods: list[str], seeds: list[int], iterations: int, episodes: int
             jobs: int = 1, only_finished: bool = False) -> list[dict]:
     tasks = [(method, seed, iterations, episodes, work / f"{method}_s{seed}") for method in methods for seed in seeds]
     if only_finished:
-        tasks = [t for t in tasks if finished(t[4], iterations, episodes) is not None]
-        done = [finished(t[4], iterations, episodes) for t in tasks]
+        rows_found = [(t, finished(t[4], iterations, episodes)) for t in tasks]
+        tasks = [t for t, row in rows_found if row is not None]
+        done = [row for _, row in rows_found if row is not None]
     elif jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -182,11 +185,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
 
 
 def write_chart(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for row in rows:
         values = by_team_size(row, "success_rate")
@@ -232,11 +231,7 @@ def trajectory(policy_path: str | Path, n: int, seed: int) -> tuple[np.ndarray, 
 
 
 def write_trajectories(policy_path: str | Path, path: Path, seed: int = 3) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sizes = (2, 4, 8)
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.4))
     for ax, n in zip(axes, sizes, strict=True):

@@ -20,6 +20,7 @@ import torch
 
 from training.evaluate import evaluate
 from training.mappo import TrainConfig, train
+from training.plotting import mean_std, pyplot
 
 # (label, method, dropout_p, n_agents)
 RUNS = [
@@ -58,11 +59,6 @@ def run_all(seeds: list[int], episodes: int, work: Path) -> list[dict]:
     return rows
 
 
-def mean_std(values: list[float], digits: int = 3) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
-
-
 def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
     lines = [
         "# XOR game: Diamond Attention vs baselines",
@@ -98,11 +94,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
 
 
 def write_chart(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = [f"{r['label']}\nN=K={r['n_agents']}" for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(11, 4.6))
