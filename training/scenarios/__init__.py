@@ -38,19 +38,19 @@ def scenario_info(name: str, n_agents: int, n_actions: int | None = None) -> Sce
             control_period_s=0.1,
             kwargs={"n_agents": n_agents, "n_actions": k},
         )
-    if name == "coverage":
-        from training.scenarios.coverage import CoverageScenario
-
-        layout = CoverageScenario.token_layout()
+    if name in ("coverage", "spread"):
+        # One goal (landmark) per robot. 10 s episodes, as BenchMARL's dispersion task: a
+        # centralised planner covers every coverage layout in <= 36 steps (N = 2..8,
+        # measured); the rest is the slack a decentralised team needs to notice and undo
+        # a clash over a goal. Spread keeps coverage's start, arena, dynamics and limit.
+        scenario = make_scenario(name)
+        layout = scenario.token_layout()
         return ScenarioInfo(
-            name="coverage",
+            name=name,
             layout=layout,
-            action=CoverageScenario.action_space(),
-            n_tasks=n_agents,  # one goal per robot
+            action=scenario.action_space(),
+            n_tasks=n_agents,
             own_token_index=tuple(range(len(layout.self_features))),
-            # 10 s, as BenchMARL's dispersion task. A centralised planner covers every
-            # layout in <= 36 steps (N = 2..8, measured); the rest is the slack a
-            # decentralised team needs to notice and undo a clash over a goal.
             max_steps=100,
             control_period_s=0.1,
             kwargs={"n_agents": n_agents},
@@ -68,10 +68,14 @@ def make_scenario(name: str):
         from training.scenarios.coverage import CoverageScenario
 
         return CoverageScenario()
+    if name == "spread":
+        from training.scenarios.spread import SpreadScenario
+
+        return SpreadScenario()
     raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
 
 
-SCENARIOS = ("xor", "coverage")
+SCENARIOS = ("xor", "coverage", "spread")
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -85,3 +89,14 @@ def set_episode_seeds(scenario, seeds: list[int] | None) -> None:  # noqa: ANN00
     """Per-environment layout seeds for the next reset; scenarios without random layouts ignore them."""
     if hasattr(scenario, "episode_seeds"):
         scenario.episode_seeds = None if seeds is None else torch.tensor(seeds, dtype=torch.long)
+
+
+def step_number(episode, t: int, max_steps: int):  # noqa: ANN001, ANN201 (int or int array)
+    """The number that step t of episode `episode` carries: the sim's Observation.step
+    and the key of a seeded robot's draws (robot_runtime.rank.ScalarSource).
+
+    Episode e owns the block [e * max_steps, (e + 1) * max_steps) whatever the
+    length of the episodes before it, so the evaluator, which runs episodes side
+    by side, numbers each step as the sim-in-the-loop runner does.
+    """
+    return episode * max_steps + t

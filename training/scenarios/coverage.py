@@ -121,26 +121,36 @@ class CoverageScenario(BaseScenario):
             self.bound[has, first[has]] = True
             newly[:, g] = has
         self.covered |= newly
-        pair = torch.cdist(robots, robots) < 2 * ROBOT_RADIUS
-        away = robots.norm(dim=-1) > START_CLEARANCE
-        pair &= away[:, :, None] & away[:, None, :]
-        self.collisions = pair.triu(diagonal=1).sum(dim=(-1, -2)).float()
+        self.collisions = self._collisions(robots)
         potential = self._potential()
         self.step_reward = newly.sum(-1).float() + self.shaping * (self.potential - potential)
         self.step_reward -= 0.01 * self.collisions
         self.potential = potential
+
+    @staticmethod
+    def _collisions(robots: torch.Tensor) -> torch.Tensor:
+        """[B, N, 2] -> [B] robot pairs in contact, not counting the shared start spot."""
+        pair = torch.cdist(robots, robots) < 2 * ROBOT_RADIUS
+        away = robots.norm(dim=-1) > START_CLEARANCE
+        pair &= away[:, :, None] & away[:, None, :]
+        return pair.triu(diagonal=1).sum(dim=(-1, -2)).float()
 
     def reward(self, agent: Agent) -> torch.Tensor:
         if agent is self.world.agents[0]:
             self._update()
         return self.step_reward
 
+    def flags(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last feature of robot and goal tokens: [B, robots] bound, [B, goals] covered."""
+        return self.bound, self.covered
+
     def observation(self, agent: Agent) -> torch.Tensor:
         i = self.world.agents.index(agent)
-        tokens = [torch.cat([a.state.pos, a.state.vel, self.bound[:, j, None].float()], dim=-1)
+        robot_flag, goal_flag = self.flags()
+        tokens = [torch.cat([a.state.pos, a.state.vel, robot_flag[:, j, None].float()], dim=-1)
                   for j, a in enumerate(self.world.agents)]
         peers = [tokens[j] for j in range(self.n_agents) if j != i]
-        goals = [torch.cat([g.state.pos - agent.state.pos, self.covered[:, k, None].float()], dim=-1)
+        goals = [torch.cat([g.state.pos - agent.state.pos, goal_flag[:, k, None].float()], dim=-1)
                  for k, g in enumerate(self.world.landmarks)]
         return torch.cat([tokens[i], *peers, *goals], dim=-1)
 
