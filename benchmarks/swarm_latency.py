@@ -6,7 +6,10 @@
 For each N: `robot-runtime swarm` in lockstep mode (sim + N robot processes over
 Fast DDS on loopback), then `robot-runtime eval` of the same ONNX file on the same
 episodes (same --seed: episode e's layout is drawn from (seed, e) in both), greedy
-actions; the rank scalars are drawn independently in each. Then, optionally,
+actions. Seeded robots draw their rank scalars as a function of (seed, robot id,
+step) and the evaluator draws the same ones, so the deployed team should replay
+each evaluated episode step for step: `episodes_identical` counts the episodes
+whose outcome (success and its step) agrees exactly. Then, optionally,
 real-time mode at --rate Hz with the largest N for --realtime-seconds, which must
 miss no deadline. Prints a table and writes JSON.
 """
@@ -74,10 +77,13 @@ def main() -> None:
     for n in args.robots:
         episodes = args.episodes_trained_n if n == trained_n else args.episodes
         summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
-        evaluated = evaluate(args.policy, [n], episodes, args.seed, sampled=False)["results"][0]["success_rate"]
-        deployed = summary["success_rate"]
+        result = evaluate(args.policy, [n], episodes, args.seed, sampled=False, per_episode=True)["results"][0]
+        evaluated, deployed = result["success_rate"], summary["success_rate"]
+        outcomes = [r["steps"] if r["success"] else None for r in summary["sim"].get("episode_results", [])]
+        same = sum(a == b for a, b in zip(outcomes, result["steps_to_success"], strict=False))
         rows.append({**row(summary, n, "lockstep"), "eval_success_rate": evaluated,
-                     "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4)})
+                     "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4),
+                     "episodes_identical": same})
         print(json.dumps(rows[-1]), flush=True)
     if args.realtime_seconds > 0:
         from training.scenarios import scenario_info
@@ -96,13 +102,14 @@ def main() -> None:
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
     header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
-             f"{'round':>7} {'misses':>6} {'steps/s':>8}"
+             f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5}"
     print(header)
     for r in rows:
         evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
         print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
-              f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f}")
+              f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f} "
+              f"{r.get('episodes_identical', '-'):>5}")
     emit(result, args.json)
 
 

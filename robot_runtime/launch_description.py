@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 MODES = ("lockstep", "realtime")
 
 
+LOCKSTEP_DEADLINE_S = 0.5  # robots' broadcast deadline under the lockstep sim (< its 1 s action timeout)
+
+
 def robot_ids(num_robots: int) -> list[str]:
     """Robot i is agent i of the simulated scenario."""
     return [f"robot_{i}" for i in range(num_robots)]
@@ -61,8 +64,9 @@ def swarm_processes(
 ) -> list[ProcessSpec]:
     """N robot nodes (robot_0..robot_{N-1}) plus the simulator, robots first.
 
-    seed: seeds the simulator and every robot's scalar stream (each robot's stream
-    still differs: rank.scalar_rng mixes in the robot id); None leaves robots unseeded.
+    seed: seeds the simulator and every robot's scalars (rank.ScalarSource: a function
+    of seed, robot id and step, so robots differ and `robot-runtime eval --seed`
+    replays the same draws); None leaves robots unseeded.
     node_params: extra ROS parameters of every robot node (e.g. {"deadline_s": 0.1}).
     """
     if num_robots < 1:
@@ -74,6 +78,11 @@ def swarm_processes(
     # The team is known up front: robots wait for all of it in their first rounds
     # instead of deciding alone before discovery has finished.
     params: dict[str, object] = {"expected_team": num_robots, "mode": "lockstep"}
+    if mode == "lockstep":
+        # The sim waits for the actions, so no control period binds: a long deadline keeps a
+        # slow peer (a loaded CI machine) from missing a round, which would change the masks
+        # and make the run irreproducible. Only a dead peer costs it, until its lease ends.
+        params["deadline_s"] = LOCKSTEP_DEADLINE_S
     if seed is not None:
         params["seed"] = int(seed)
     params.update(node_params or {})

@@ -4,8 +4,11 @@ A robot learns its team only from the rank broadcasts it receives (there is no
 registry). `PeerTable` turns the stream of broadcasts into a membership:
 
 * a peer joins on its first valid broadcast;
-* it leaves at once when it broadcasts the LEAVING flag, or when it has not
-  broadcast for `lease` steps (a crashed or partitioned robot);
+* it leaves at once when it broadcasts the LEAVING flag, or when `lease` of
+  this robot's decided steps in a row passed without a broadcast from it (a
+  crashed or partitioned robot). Counted in decided steps, not step numbers:
+  step numbers may jump (a new simulated episode, a stalled robot) without
+  any peer having missed a step;
 * a broadcast that is malformed, carries another policy hash, lies too far in
   the future or past, or claims a robot id that another live sender already
   holds is not used. Each is counted by reason and warned about once per
@@ -89,6 +92,7 @@ class _Peer:
     sender: str
     last_step: int
     joined_step: int
+    silent_rounds: int = 0  # this robot's decided steps in a row that the peer did not reach
 
 
 class PeerTable:
@@ -116,6 +120,7 @@ class PeerTable:
         # Broadcasts up to this many steps ahead are kept for later: in lockstep a
         # faster peer may already broadcast step k+1 while we still wait in step k.
         self.future_window = future_window
+        self.max_pending_steps = 2 * future_window + 2
         self._warn = warn or log.warning
         self._peers: dict[str, _Peer] = {}
         self._left_at: dict[str, int] = {}  # id -> step it left at; older broadcasts cannot rejoin it
@@ -141,8 +146,13 @@ class PeerTable:
 
     # -- input -----------------------------------------------------------------------------
 
-    def offer(self, b: Broadcast, floor_step: int | None = None) -> Verdict:
-        """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first)."""
+    def offer(self, b: Broadcast, floor_step: int | None = None, future_check: bool = True) -> Verdict:
+        """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first).
+
+        future_check=False: the robot cannot know which step comes next (lockstep, between two
+        observations; the sim may jump to the next episode's block) so a broadcast far ahead of
+        `floor_step` is kept for later, within `max_pending_steps`.
+        """
         problem = self._malformed(b)
         if problem:
             return self._reject(MALFORMED, b.robot_id or "<empty id>", problem)
@@ -172,7 +182,7 @@ class PeerTable:
                     per_step.pop(b.robot_id, None)
             return Verdict(False, "")
 
-        if floor_step is not None and b.step > floor_step + self.future_window:
+        if future_check and floor_step is not None and b.step > floor_step + self.future_window:
             return self._reject(
                 FUTURE_STEP, b.robot_id, f"step {b.step} is more than {self.future_window} ahead of {floor_step}"
             )
@@ -186,16 +196,23 @@ class PeerTable:
             self.events.append(MembershipEvent(JOIN, b.robot_id, b.step))
         # Even a late broadcast proves the peer is alive.
         peer.last_step = max(peer.last_step, b.step)
+        peer.silent_rounds = 0
         if floor_step is not None and b.step < floor_step:
             return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         self._pending.setdefault(b.step, {})[b.robot_id] = b
+        while len(self._pending) > self.max_pending_steps:  # bounded, whatever the peers send
+            newest = max(self._pending)
+            for robot_id in self._pending.pop(newest):
+                self._reject(FUTURE_STEP, robot_id, f"step {newest}: more than {self.max_pending_steps} steps pending")
         return Verdict(True)
 
     def end_round(self, step: int) -> list[MembershipEvent]:
-        """Step `step` is decided: expire peers silent for `lease` steps, forget old broadcasts."""
+        """Step `step` is decided: expire peers silent for `lease` decided steps, forget old broadcasts."""
         expired = []
         for robot_id, peer in list(self._peers.items()):
-            if step - peer.last_step >= self.lease:
+            if peer.last_step < step:
+                peer.silent_rounds += 1
+            if peer.silent_rounds >= self.lease:
                 del self._peers[robot_id]
                 event = MembershipEvent(EXPIRE, robot_id, step)
                 expired.append(event)

@@ -4,8 +4,9 @@ Per decision step k:
 
 1. an Observation for step k arrives on /<robot_id>/observation (lockstep), or
    the clock enters step k = floor(t / period_s) (free-running; latest observation);
-2. the robot draws its scalar (rank.scalar_rng(seed, robot_id)) and publishes ONE
-   RankBroadcast on /swarm/rank with its token (self_features[own_token_from_self]);
+2. the robot draws its scalar (rank.ScalarSource; seeded, a function of
+   (seed, robot_id, step)) and publishes ONE RankBroadcast on /swarm/rank with
+   its token (self_features[own_token_from_self]);
 3. it collects the peers' broadcasts for step k until every live member has
    reported or deadline_s has passed (membership.BroadcastRound);
 4. it builds the rank mask with robot_runtime.rank, runs OnnxPolicy and publishes
@@ -39,7 +40,7 @@ import numpy as np
 # numpy-only modules: imported once here, not on every message of the decision loop.
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
 from robot_runtime.policy import OnnxPolicy, PolicyInputError
-from robot_runtime.rank import sample_scalar, scalar_rng
+from robot_runtime.rank import ScalarSource
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class RobotNode:
             raise ValueError(f"{robot_id}: parameter mode={self.mode!r}, expected 'lockstep' or 'free_running'")
         if self.deadline_s <= 0 or self.period_s <= 0:
             raise ValueError(f"{robot_id}: need period_s > 0 and deadline_s > 0")
-        self.rng = scalar_rng(seed, robot_id)
+        self.draws = ScalarSource(seed, robot_id)
 
         self.table = PeerTable(robot_id, self.policy_hash, self.fp, lease=self.lease_steps, warn=self.logger.warning)
         self.round = None  # the open BroadcastRound
@@ -250,7 +251,7 @@ class RobotNode:
             self.table.end_round(self.round.step)
             self.last_decided = self.round.step
             self.round = None
-        scalar = sample_scalar(self.rng)
+        scalar = float(self.draws.draw(step)[0])
         token = self_f[self.own_index]
         msg = self._msgs["RankBroadcast"](
             stamp=self._stamp(), robot_id=self.robot_id, step=step, scalar=scalar,
@@ -290,7 +291,10 @@ class RobotNode:
             token=np.asarray(msg.token, dtype=np.float32), leaving=leaving, sender=sender,
         )
         floor = self.round.step if self.round is not None else self.last_decided + 1
-        verdict = self.table.offer(b, floor_step=floor)
+        # Lockstep between observations: the next step is whatever the sim sends (episode e's
+        # steps are numbered from e * max_steps), so a peer already in it is not "too far ahead".
+        between = self.mode == "lockstep" and self.round is None
+        verdict = self.table.offer(b, floor_step=floor, future_check=not between)
         if b.leaving and self.round is not None and b.robot_id not in self.table.members:
             self.round.forget(b.robot_id)  # do not wait out the deadline for a robot that said goodbye
         self._log_membership()
@@ -331,7 +335,8 @@ class RobotNode:
             # Baselines, masked as in training.evaluate: no_mask sees every present peer, dropout a random subset.
             visible = arrays.peer_present.copy()
             if self.manifest.method == "dropout":
-                visible &= self.rng.random(visible.shape) >= float(self.manifest.extra.get("dropout_p", 0.0))
+                keep = self.draws.draw(rnd.step, 1 + visible.size)[1:]  # [0] was the rank scalar
+                visible &= keep >= float(self.manifest.extra.get("dropout_p", 0.0))
         if arrays.team_size > self.manifest.n_agents_max:
             # Keep the peers that reported; the policy was not checked beyond n_agents_max.
             keep = np.flatnonzero(arrays.peer_present)[: self.manifest.n_agents_max - 1]

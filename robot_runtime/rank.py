@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["rank_mask", "rank_position", "sample_scalar", "scalar_rng", "peer_index"]
+__all__ = ["ScalarSource", "peer_index", "rank_mask", "rank_position", "robot_key", "step_draws"]
 
 
 def rank_mask(own_scalar: Any, peer_scalars: Any, peer_present: Any) -> Any:
@@ -40,22 +40,58 @@ def rank_position(own_scalar: float, peer_scalars: np.ndarray, peer_present: np.
     return 1 + int(higher.sum())
 
 
-def scalar_rng(seed: int | None = None, robot_id: str = "") -> np.random.Generator:
-    """The generator a robot draws its scalars from.
+class ScalarSource:
+    """Where one robot's per-step random numbers come from.
 
-    Unseeded by default (OS entropy). With a seed, the stream depends on
-    (seed, robot_id) only, so runs are reproducible and robots still differ.
-    sha256 rather than hash(): Python salts str hashes per process.
+    Unseeded (the default): OS entropy. Seeded: a pure function of
+    (seed, robot_id, step), see `step_draws`, so a rerun replays the same
+    draws whatever messages were lost or late, and `robot-runtime eval`,
+    which knows each simulated robot's id and step number, replays exactly
+    what the deployed robots drew.
     """
-    if seed is None:
-        return np.random.default_rng()
-    digest = hashlib.sha256(robot_id.encode("utf-8")).digest()
-    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
+
+    def __init__(self, seed: int | None = None, robot_id: str = "") -> None:
+        self.seed = seed
+        self.key = robot_key(robot_id)
+        self._rng = np.random.default_rng() if seed is None else None
+
+    def draw(self, step: int, width: int = 1) -> np.ndarray:
+        """`width` draws in [0, 1) for `step`: [0] is the rank scalar."""
+        if self._rng is not None:
+            return self._rng.random(width)
+        return step_draws(self.seed, np.array([self.key], dtype=np.uint64), np.array([step]), width)[0]
 
 
-def sample_scalar(rng: np.random.Generator) -> float:
-    """One draw in [0, 1)."""
-    return float(rng.random())
+def robot_key(robot_id: str) -> int:
+    """A robot id as 64 bits. sha256 rather than hash(): Python salts str hashes per process."""
+    return int.from_bytes(hashlib.sha256(robot_id.encode("utf-8")).digest()[:8], "little")
+
+
+def step_draws(seed: int, robot_keys: np.ndarray, steps: np.ndarray, width: int) -> np.ndarray:
+    """Counter-based uniform draws: out[..., k] depends only on (seed, robot key, step, k).
+
+    robot_keys and steps broadcast against each other (shape S); returns S + [width]
+    float64 in [0, 1). Each input is folded in through splitmix64's finaliser, a
+    bijection on 64 bits that scatters neighbouring counters, and the top 53 bits
+    become the float. Vectorised so that an evaluator draws for thousands of
+    simulated robots at once.
+    """
+    with np.errstate(over="ignore"):
+        x = _mix64(np.full(1, int(seed) & _MASK64, dtype=np.uint64) + _GOLDEN)
+        x = _mix64(x + np.asarray(robot_keys, dtype=np.uint64))
+        x = _mix64(x + np.asarray(steps, dtype=np.int64).astype(np.uint64))
+        x = _mix64(x[..., None] + np.arange(width, dtype=np.uint64))
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def peer_index(n_agents: int) -> np.ndarray:

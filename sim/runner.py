@@ -53,6 +53,7 @@ class SimRunner:
         from robot_runtime_msgs.msg import Action, EpisodeReport, Observation, SwarmStatus
 
         from robot_runtime import qos
+        from robot_runtime.launch_description import robot_ids
         from sim.world import VmasWorld
 
         if mode not in ("lockstep", "realtime"):
@@ -66,7 +67,8 @@ class SimRunner:
         self.Observation, self.EpisodeReport = Observation, EpisodeReport
         self.node = rclpy.create_node("sim", namespace="/sim")
         self.logger = self.node.get_logger()
-        self.robots = [RobotLink(f"robot_{i}", self.world.default_action()) for i in range(robots)]
+        # Agent i is robot_i, as in `robot-runtime eval` (whose draws for agent i are robot_i's).
+        self.robots = [RobotLink(robot_id, self.world.default_action()) for robot_id in robot_ids(robots)]
         self.obs_pubs = []
         self.action_subs = []
         for i, link in enumerate(self.robots):
@@ -79,7 +81,8 @@ class SimRunner:
                 qos.STATUS_QOS)
         self.episode_pub = self.node.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS)
 
-        self.step = 0
+        self.step = 0  # the number the current step's messages carry (training.scenarios.step_number)
+        self.steps_run = 0
         self.stop_requested = False
         self.step_latency_ms: list[float] = []
         self.events: list[dict] = []
@@ -236,6 +239,8 @@ class SimRunner:
         return [link.last_action for link in self.robots]
 
     def run(self) -> dict:
+        from training.scenarios import step_number
+
         t0 = time.monotonic()
         missing = self.wait_for_robots()
         if missing:
@@ -247,7 +252,10 @@ class SimRunner:
                 break
             observations = self.world.reset(episode)
             ret, collisions, success, steps = 0.0, 0, False, 0
-            for _ in range(self.world.max_steps):
+            for t in range(self.world.max_steps):
+                # Episode e's steps are numbered from e * max_steps, as `robot-runtime eval` numbers
+                # them: seeded robots key their draws by step, so both replay the same scalars.
+                self.step = step_number(episode, t, self.world.max_steps)
                 self.publish_observations(observations)
                 if self.mode == "lockstep":
                     actions = self.collect_lockstep(observations)
@@ -257,7 +265,7 @@ class SimRunner:
                     break  # interrupted mid-step: the robots may be gone, do not score their absence
                 result = self.world.step(actions)
                 observations = self.world.observations()
-                self.step += 1
+                self.steps_run += 1
                 steps += 1
                 ret += result.reward
                 collisions += result.collisions
@@ -266,7 +274,7 @@ class SimRunner:
                     break
             if self.stop_requested and not (steps and result.done):
                 break  # an unfinished episode is not an episode
-            results.append({"episode": episode, "success": success, "return": ret, "steps": steps})
+            results.append({"episode": episode, "success": bool(success), "return": round(ret, 4), "steps": steps})
             self.episode_pub.publish(self.EpisodeReport(
                 stamp=self.node.get_clock().now().to_msg(), episode=episode, n_agents=self.n, success=success,
                 episode_return=ret, steps=steps, collisions=collisions,
@@ -284,18 +292,19 @@ class SimRunner:
             "completed": done == self.episodes,
             "success_rate": round(sum(r["success"] for r in results) / done, 4) if done else None,
             "mean_return": round(sum(r["return"] for r in results) / done, 4) if done else None,
-            "steps": self.step,
+            "steps": self.steps_run,
             "step_latency_ms": {
                 "p50": _pct(self.step_latency_ms, 50), "p99": _pct(self.step_latency_ms, 99),
                 "max": round(max(self.step_latency_ms), 3) if self.step_latency_ms else None,
             },
-            "steps_per_s": round(self.step / wall, 2) if wall > 0 else None,
+            "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if self.mode == "realtime" else None,
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,
             "missed_actions": {r.robot_id: r.missed_total for r in self.robots},
             "invalid_actions": {r.robot_id: r.invalid for r in self.robots},
             "sim_events": self.events,
+            "episode_results": results,
             "robot_status": {r.robot_id: r.status for r in self.robots},
         }
 

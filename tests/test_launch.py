@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from robot_runtime.launch_description import ProcessSpec, swarm_processes
+from robot_runtime.launch_description import LOCKSTEP_DEADLINE_S, ProcessSpec, swarm_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "swarm.launch.py"
@@ -125,11 +125,15 @@ def test_swarm_processes_robots_then_sim():
     assert argv[:5] == ["py", "-m", "robot_runtime.cli", "node", "--robot-id"]
     assert argv[5] == "robot_1" and "--stats-json" in argv
     ros = argv[argv.index("--ros-args") + 1:]
-    assert ros == ["-p", "expected_team:=3", "-p", "mode:=lockstep", "-p", "seed:=7", "-p", "deadline_s:=0.08"]
+    assert ros == ["-p", "expected_team:=3", "-p", "mode:=lockstep", "-p", "deadline_s:=0.08", "-p", "seed:=7"]
     sim = specs[-1].argv(python="py")
     assert sim[3] == "sim" and sim[sim.index("--robots") + 1] == "3" and sim[sim.index("--json") + 1].endswith(
         "sim.json")
     assert "--ros-args" not in sim
+    # Under the lockstep sim robots wait long for slow peers (reproducible runs); in real time
+    # they keep the node's default, a fraction of the control period.
+    assert swarm_processes(2, "p")[0].parameters["deadline_s"] == LOCKSTEP_DEADLINE_S
+    assert "deadline_s" not in swarm_processes(2, "p", mode="realtime")[0].parameters
     # Unseeded robots: no seed parameter at all (unset = OS entropy).
     assert not any("seed:=" in a for a in swarm_processes(2, "p", seed=None)[0].argv())
 

@@ -70,6 +70,28 @@ def test_lease_expiry_after_missed_steps(table):
     assert table.members == ["robot_1"]
 
 
+def test_lease_counts_decided_steps_not_step_numbers(table):
+    # The sim numbers episode e's steps from e * max_steps: a jump in step numbers
+    # between episodes is not a step any peer missed.
+    table.offer(bc("robot_1", 7), floor_step=7)
+    table.end_round(7)
+    for step in (100, 101):
+        table.offer(bc("robot_1", step), floor_step=step)
+        assert table.end_round(step) == []
+    for step in (102, 103):
+        assert table.end_round(step) == []
+    assert table.end_round(104) == [mb.MembershipEvent(mb.EXPIRE, "robot_1", 104)]
+
+
+def test_peer_always_one_round_late_stays_a_member(table):
+    # Its broadcasts are too late to be used, but they prove it is alive.
+    table.offer(bc("robot_1", 0), floor_step=0)
+    for step in range(1, 10):
+        table.end_round(step)
+        assert table.offer(bc("robot_1", step), floor_step=step + 1).reason == mb.LATE_STEP
+    assert table.members == ["robot_1"]
+
+
 def test_wrong_policy_rejected_counted_and_warned_once(table, warnings):
     for step in range(5):
         verdict = table.offer(bc("robot_9", step, policy_hash="ffffffffffffffff"), floor_step=step)
@@ -107,7 +129,8 @@ def test_duplicate_id_by_sender(table, warnings):
     assert table.offer(bc("robot_1", 2, sender="bb"), floor_step=2).reason == mb.DUPLICATE_ID
     assert table.reject_counts[mb.DUPLICATE_ID] == 2 and len(warnings) == 1
     # Once the holder's lease runs out, the id is free for the other sender.
-    table.end_round(3)
+    for step in range(4):
+        table.end_round(step)
     assert table.members == []
     assert table.offer(bc("robot_1", 4, sender="bb"), floor_step=4).used
 
@@ -208,3 +231,15 @@ def test_round_arrays_agree_with_rank_mask_on_random_draws():
 def test_lease_must_be_positive():
     with pytest.raises(ValueError, match="robot_0"):
         PeerTable("robot_0", HASH, 1, lease=0)
+
+
+def test_far_ahead_kept_when_the_next_step_is_unknown_within_a_bound(table):
+    # Lockstep between observations: a peer already broadcasts the next episode's first step.
+    assert table.offer(bc("robot_1", 200), floor_step=48, future_check=False).used
+    assert set(table.pending(200)) == {"robot_1"}
+    # Bounded: a peer cannot make the table hold more than max_pending_steps steps.
+    for step in range(300, 300 + 3 * table.max_pending_steps):
+        table.offer(bc("robot_1", step), floor_step=48, future_check=False)
+    assert len({s for s in range(0, 400) if table.pending(s)}) == table.max_pending_steps
+    assert table.reject_counts[mb.FUTURE_STEP] == 2 * table.max_pending_steps + 1
+    assert set(table.pending(200)) == {"robot_1"}  # the oldest (the one about to be used) are kept

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from robot_runtime.rank import peer_index, rank_mask, rank_position, sample_scalar, scalar_rng
+from robot_runtime.rank import ScalarSource, peer_index, rank_mask, rank_position, robot_key, step_draws
 
 
 def test_visible_iff_present_and_not_lower():
@@ -46,16 +46,42 @@ def test_ties_see_each_other():
     assert rank_mask(0.3, np.array([0.3]), np.array([True])).tolist() == [True]
 
 
-def test_seeded_draws_reproduce_per_robot_and_differ_between_robots():
-    a = [sample_scalar(scalar_rng(7, "robot_1")) for _ in range(3)]
-    b = [sample_scalar(scalar_rng(7, "robot_1")) for _ in range(3)]
-    rng1, rng2 = scalar_rng(7, "robot_1"), scalar_rng(7, "robot_2")
-    s1 = [sample_scalar(rng1) for _ in range(5)]
-    s2 = [sample_scalar(rng2) for _ in range(5)]
-    assert a == b
-    assert s1 != s2
-    assert all(0.0 <= s < 1.0 for s in s1 + s2)
+def test_seeded_draws_are_a_function_of_seed_robot_and_step():
+    a = ScalarSource(7, "robot_1")
+    # Any order, any process: the draw for a step is the same.
+    forward = [a.draw(step)[0] for step in range(50)]
+    backward = [ScalarSource(7, "robot_1").draw(step)[0] for step in reversed(range(50))][::-1]
+    assert forward == backward
+    others = [ScalarSource(7, "robot_2").draw(step)[0] for step in range(50)]
+    reseeded = [ScalarSource(8, "robot_1").draw(step)[0] for step in range(50)]
+    assert len(set(forward) & set(others)) == 0 and len(set(forward) & set(reseeded)) == 0
+    assert all(0.0 <= s < 1.0 for s in forward + others)
+    wide = a.draw(3, 4)
+    assert wide[0] == forward[3] and len(set(wide)) == 4  # extra draws (dropout keys) after the scalar
+
+
+def test_batched_draws_equal_each_robots_own():
+    """What the evaluator draws for agent i is what robot_i draws for the same step."""
+    ids = [f"robot_{i}" for i in range(8)]
+    keys = np.array([robot_key(r) for r in ids], dtype=np.uint64)
+    steps = np.array([0, 1, 99, 100, 12_345, 2**40])
+    batched = step_draws(3, keys[None, :], steps[:, None], 2)  # [steps, robots, 2]
+    assert batched.shape == (len(steps), len(ids), 2)
+    for si, step in enumerate(steps):
+        for ri, robot_id in enumerate(ids):
+            np.testing.assert_array_equal(batched[si, ri], ScalarSource(3, robot_id).draw(int(step), 2))
+
+
+def test_seeded_draws_look_uniform_and_independent():
+    keys = np.array([robot_key(f"robot_{i}") for i in range(8)], dtype=np.uint64)
+    draws = step_draws(0, keys[None, :], np.arange(20_000)[:, None], 1)[..., 0]  # [steps, robots]
+    counts = np.histogram(draws, bins=10, range=(0, 1))[0]
+    expected = draws.size / 10
+    assert ((counts - expected) ** 2 / expected).sum() < 30  # chi-square, 9 dof: p ~ 5e-4
+    # Neighbouring steps and robots are uncorrelated.
+    assert abs(np.corrcoef(draws[:-1, 0], draws[1:, 0])[0, 1]) < 0.03
+    assert abs(np.corrcoef(draws[:, 0], draws[:, 1])[0, 1]) < 0.03
 
 
 def test_unseeded_draws_differ():
-    assert sample_scalar(scalar_rng()) != sample_scalar(scalar_rng())
+    assert ScalarSource().draw(0)[0] != ScalarSource().draw(0)[0]

@@ -67,12 +67,20 @@ def test_swarm_four_robots_coverage_continuous_actions(tmp_path):
     """The shipped coverage policy (trained with N=4): continuous actions, episodes of up to 100 steps."""
     policy = Path(__file__).resolve().parents[1] / "policies" / "coverage" / "policy.onnx"
     assert policy.is_file(), "policies/coverage/policy.onnx is missing: run `make policy-coverage`"
-    summary = run_swarm_cli(tmp_path, policy, "coverage", 4, 3)
-    assert summary["episodes"] == 3 and summary["completed"]
+    summary = run_swarm_cli(tmp_path, policy, "coverage", 4, 4)
+    assert summary["episodes"] == 4 and summary["completed"]
     assert set(summary["exit_codes"].values()) == {0}
     assert summary["sim"]["missed_actions"] == {f"robot_{i}": 0 for i in range(4)}
-    assert summary["decision_latency_ms"]["samples"] >= 4 * 3 * 10  # several decisions per robot per episode
+    assert summary["decision_latency_ms"]["samples"] >= 4 * 4 * 10  # several decisions per robot per episode
     # +1 per covered goal: a team that covers nothing scores about 0, a working team over 4
     assert summary["mean_return"] > 2.0, summary["mean_return"]
+    # Seeded robots draw what `robot-runtime eval --seed` draws for the same episodes (rank.ScalarSource,
+    # training.scenarios.step_number): the deployed team replays the evaluator's episodes step for step.
+    from training.evaluate import evaluate
+
+    evaluated = evaluate(policy, [4], 4, seed=3, sampled=False, per_episode=True)["results"][0]["steps_to_success"]
+    deployed = [r["steps"] if r["success"] else None for r in summary["sim"]["episode_results"]]
+    assert deployed == evaluated
+    assert summary["deadline_misses"] == 0
     print(f"\nswarm coverage N=4: success {summary['success_rate']}, return {summary['mean_return']}, "
           f"latency p50 {summary['decision_latency_ms']['p50']} ms, broadcast {summary['broadcast_bytes']} bytes")

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robot_runtime.launch_description import robot_ids
 from robot_runtime.policy import OnnxPolicy
+from robot_runtime.rank import robot_key, step_draws
 from training.policies import FLAT_METHODS, noise_width, peer_visibility, split_observation
-from training.scenarios import ScenarioInfo, episode_seed, scenario_info, set_episode_seeds
+from training.scenarios import ScenarioInfo, episode_seed, scenario_info, set_episode_seeds, step_number
 
 Actor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,6 +36,7 @@ def run_episodes(
     action_std: torch.Tensor | None = None,
     device: str = "cpu",
     max_envs: int = 2000,
+    per_episode: bool = False,
 ) -> dict:
     from training.mappo import make_env
 
@@ -41,18 +44,23 @@ def run_episodes(
     batches = math.ceil(episodes / max_envs)
     num_envs = math.ceil(episodes / batches)
     env = make_env(info, num_envs, device, seed)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    success, returns, collisions, cover_steps = [], [], [], []
+    generator = torch.Generator(device=device).manual_seed(seed)  # sampled actions
+    # Agent i draws as robot_i seeded with `seed` draws on its step numbers (rank.ScalarSource),
+    # so a seeded sim-in-the-loop swarm replays these exact rank scalars.
+    keys = np.array([robot_key(r) for r in robot_ids(n_agents)], dtype=np.uint64)
+    success, returns, collisions, cover_steps, done_steps = [], [], [], [], []
     for batch in range(batches):
         # Episode e's layout comes from episode_seed(seed, e), as in the ROS 2 sim (sim.world).
-        set_episode_seeds(env._env.scenario, [episode_seed(seed, batch * num_envs + b) for b in range(num_envs)])
+        episode = batch * num_envs + np.arange(num_envs)
+        set_episode_seeds(env._env.scenario, [episode_seed(seed, int(e)) for e in episode])
         td = env.reset()
         done_at = torch.full((num_envs,), -1, dtype=torch.long, device=device)
         episode_return = torch.zeros(num_envs, device=device)
         episode_collisions = torch.zeros(num_envs, device=device)
         for step in range(info.max_steps):
             obs = td.get(("agents", "observation"))
-            noise = torch.rand(num_envs, n_agents, noise_width, generator=generator, device=device)
+            steps = step_number(episode, step, info.max_steps)
+            noise = torch.from_numpy(step_draws(seed, keys[None, :], steps[:, None], noise_width)).to(device)
             params = actor(obs, noise)
             action = choose_action(params, info, greedy, action_std, generator)
             td.set(("agents", "action"), action)
@@ -69,9 +77,10 @@ def run_episodes(
         returns.append(episode_return)
         collisions.append(episode_collisions)
         cover_steps.append(done_at[done_at >= 0].float())
+        done_steps.append(done_at)
     success_t = torch.cat(success)[:episodes].float()
     cover = torch.cat(cover_steps)
-    return {
+    row = {
         "success_rate": round(success_t.mean().item(), 4),
         "episodes": int(success_t.numel()),
         "mean_return": round(torch.cat(returns)[:episodes].mean().item(), 4),
@@ -79,6 +88,9 @@ def run_episodes(
         "mean_steps_to_success": round(cover.mean().item(), 2) if cover.numel() else None,
         "control_period_s": info.control_period_s,
     }
+    if per_episode:  # episode e's step of success (None: failed), to compare with a sim-in-the-loop run
+        row["steps_to_success"] = [s if s > 0 else None for s in torch.cat(done_steps)[:episodes].tolist()]
+    return row
 
 
 def choose_action(
@@ -178,7 +190,7 @@ def resolve_policy(path: str | Path) -> tuple[str, Path]:
 
 
 def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: int, seed: int, device: str = "cpu",
-             n_actions: int | None = None, sampled: bool = True) -> dict:
+             n_actions: int | None = None, sampled: bool = True, per_episode: bool = False) -> dict:
     """Greedy success (and, with `sampled`, success with sampled actions) per team size."""
     loaded = load_policy(policy_path, device)
     results = []
@@ -191,7 +203,7 @@ def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: in
         info = scenario_info(loaded.scenario, n, n_actions or loaded.n_actions)
         width = noise_width(loaded.method, n)
         with torch.no_grad():
-            row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device)
+            row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device, per_episode=per_episode)
             if sampled:
                 row["success_rate_sampled"] = run_episodes(
                     actor, width, info, episodes, seed, greedy=False, action_std=loaded.action_std, device=device
