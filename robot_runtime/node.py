@@ -40,7 +40,7 @@ import numpy as np
 # numpy-only modules: imported once here, not on every message of the decision loop.
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
 from robot_runtime.policy import OnnxPolicy, PolicyInputError
-from robot_runtime.rank import ScalarSource
+from robot_runtime.rank import ScalarSource, visible_peers
 
 log = logging.getLogger(__name__)
 
@@ -330,13 +330,13 @@ class RobotNode:
         self._log_membership()
         self.round_ms.append((now - rnd.opened_at) * 1e3)
         arrays = rnd.arrays(self.table.members, self.fp)
-        ids, tokens, visible = arrays.peer_ids, arrays.peer_tokens, arrays.peer_visible
-        if not self.manifest.uses_rank_mask:
-            # Baselines, masked as in training.evaluate: no_mask sees every present peer, dropout a random subset.
-            visible = arrays.peer_present.copy()
-            if self.manifest.method == "dropout":
-                keep = self.draws.draw(rnd.step, 1 + visible.size)[1:]  # [0] was the rank scalar
-                visible &= keep >= float(self.manifest.extra.get("dropout_p", 0.0))
+        method = self.manifest.method
+        # Dropout keys: the step's draws 0..P-1, one per peer in id order, as the evaluator draws them
+        # (a dropout policy never uses the rank scalar, draw 0, that it broadcasts).
+        keys = self.draws.draw(rnd.step, len(arrays.peer_ids)) if method == "dropout" else None
+        visible = visible_peers(method, rnd.own_scalar, arrays.peer_scalars, arrays.peer_present, keys,
+                                float(self.manifest.extra.get("dropout_p", 0.0)))
+        ids, tokens = arrays.peer_ids, arrays.peer_tokens
         if arrays.team_size > self.manifest.n_agents_max:
             # Keep the peers that reported; the policy was not checked beyond n_agents_max.
             keep = np.flatnonzero(arrays.peer_present)[: self.manifest.n_agents_max - 1]

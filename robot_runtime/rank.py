@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ScalarSource", "peer_index", "rank_mask", "rank_position", "robot_key", "step_draws"]
+__all__ = ["ScalarSource", "peer_index", "rank_mask", "rank_position", "robot_key", "step_draws", "visible_peers"]
 
 
 def rank_mask(own_scalar: Any, peer_scalars: Any, peer_present: Any) -> Any:
@@ -32,6 +32,21 @@ def rank_mask(own_scalar: Any, peer_scalars: Any, peer_present: Any) -> Any:
     """
     own = own_scalar[..., None] if getattr(own_scalar, "ndim", 0) > 0 else own_scalar
     return (peer_scalars >= own) & peer_present
+
+
+def visible_peers(method: str, own_scalar: Any, peer_scalars: Any, peer_present: Any,
+                  dropout_keys: Any = None, dropout_p: float = 0.0) -> Any:
+    """Which peers a robot attends to under each policy method (shapes as `rank_mask`).
+
+    diamond: the rank mask. dropout (the paper's ablation): each present peer is kept
+    where its key draw is >= dropout_p, at test time too. no_mask: every present peer.
+    Operators only, like `rank_mask`: training and the robot node share this definition.
+    """
+    if method == "diamond":
+        return rank_mask(own_scalar, peer_scalars, peer_present)
+    if method == "dropout":
+        return (dropout_keys >= dropout_p) & peer_present
+    return peer_present
 
 
 def rank_position(own_scalar: float, peer_scalars: np.ndarray, peer_present: np.ndarray) -> int:

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from robot_runtime.rank import ScalarSource, peer_index, rank_mask, rank_position, robot_key, step_draws
+from robot_runtime.rank import (
+    ScalarSource,
+    peer_index,
+    rank_mask,
+    rank_position,
+    robot_key,
+    step_draws,
+    visible_peers,
+)
 
 
 def test_visible_iff_present_and_not_lower():
@@ -57,7 +65,7 @@ def test_seeded_draws_are_a_function_of_seed_robot_and_step():
     assert len(set(forward) & set(others)) == 0 and len(set(forward) & set(reseeded)) == 0
     assert all(0.0 <= s < 1.0 for s in forward + others)
     wide = a.draw(3, 4)
-    assert wide[0] == forward[3] and len(set(wide)) == 4  # extra draws (dropout keys) after the scalar
+    assert wide[0] == forward[3] and len(set(wide)) == 4  # a wider draw extends the scalar's (dropout keys)
 
 
 def test_batched_draws_equal_each_robots_own():
@@ -85,3 +93,18 @@ def test_seeded_draws_look_uniform_and_independent():
 
 def test_unseeded_draws_differ():
     assert ScalarSource().draw(0)[0] != ScalarSource().draw(0)[0]
+
+
+@pytest.mark.parametrize("method", ["diamond", "dropout", "no_mask"])
+def test_visible_peers_same_in_numpy_and_torch(method):
+    """The node (numpy) and training (torch) mask each method's peers with one definition."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    own, peers = rng.random(64), rng.random((64, 5))
+    present, keys = rng.random((64, 5)) < 0.8, rng.random((64, 5))
+    expected = {"diamond": (peers >= own[:, None]) & present, "dropout": (keys >= 0.5) & present,
+                "no_mask": present}[method]
+    np.testing.assert_array_equal(visible_peers(method, own, peers, present, keys, 0.5), expected)
+    got = visible_peers(method, torch.from_numpy(own), torch.from_numpy(peers), torch.from_numpy(present),
+                        torch.from_numpy(keys), 0.5)
+    np.testing.assert_array_equal(got.numpy(), expected)

@@ -84,3 +84,20 @@ def test_swarm_four_robots_coverage_continuous_actions(tmp_path):
     assert summary["deadline_misses"] == 0
     print(f"\nswarm coverage N=4: success {summary['success_rate']}, return {summary['mean_return']}, "
           f"latency p50 {summary['decision_latency_ms']['p50']} ms, broadcast {summary['broadcast_bytes']} bytes")
+
+
+def test_swarm_dropout_baseline_replays_the_evaluator(tmp_path):
+    """A baseline through the robot node: dropout masks drawn per (seed, robot, step) as in the evaluator."""
+    from training.evaluate import evaluate
+
+    policy = make_export(tmp_path, method="dropout", n_agents=3, scenario="coverage")[2]
+    summary = run_swarm_cli(tmp_path, policy, "coverage", 3, 2)
+    assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
+    assert summary["sim"]["missed_actions"] == {f"robot_{i}": 0 for i in range(3)}
+    evaluated = evaluate(policy, [3], 2, seed=3, sampled=False, per_episode=True)["results"][0]
+    deployed = summary["sim"]["episode_results"]
+    assert [r["steps"] if r["success"] else None for r in deployed] == evaluated["steps_to_success"]
+    if all(r["steps"] == 100 for r in deployed):  # full-length episodes: the evaluator's return covers the same steps
+        print(f"\ndropout N=3 untrained: deployed mean return {summary['mean_return']}, "
+              f"evaluated {evaluated['mean_return']}")
+        assert summary["mean_return"] == pytest.approx(evaluated["mean_return"], abs=1e-3)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from robot_runtime.manifest import ActionSpace, TokenLayout
-from robot_runtime.rank import peer_index, rank_mask
+from robot_runtime.rank import peer_index, visible_peers
 
 TOKEN_METHODS = ("diamond", "no_mask", "dropout")
 FLAT_METHODS = ("mlp", "agent_id")
@@ -257,16 +257,12 @@ def peer_visibility(method: str, noise: Tensor, n_agents: int, dropout_p: float)
     Used by the torch policy and by the ONNX evaluator (whose graph takes this mask),
     so both see the same peers for the same draws.
     """
+    present = torch.ones(*noise.shape[:-2], n_agents, n_agents - 1, dtype=torch.bool, device=noise.device)
     if method == "diamond":
         scalars = noise[..., 0]  # [..., N]: each agent's rank draw
         index = torch.as_tensor(peer_index(n_agents), device=noise.device)
-        peer_scalars = scalars[..., index]  # [..., N, N-1]
-        present = torch.ones_like(peer_scalars, dtype=torch.bool)
-        return rank_mask(scalars, peer_scalars, present)
-    if method == "dropout":
-        # The paper's ablation: a random key mask, kept on at test time.
-        return noise >= dropout_p
-    return torch.ones(*noise.shape[:-2], n_agents, n_agents - 1, dtype=torch.bool, device=noise.device)
+        return visible_peers(method, scalars, scalars[..., index], present)
+    return visible_peers(method, None, None, present, dropout_keys=noise, dropout_p=dropout_p)
 
 
 def split_observation(flat: Tensor, layout: TokenLayout, n_agents: int) -> tuple[Tensor, Tensor, Tensor]:
