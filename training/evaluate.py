@@ -45,9 +45,6 @@ def run_episodes(
     num_envs = math.ceil(episodes / batches)
     env = make_env(info, num_envs, device, seed)
     generator = torch.Generator(device=device).manual_seed(seed)  # sampled actions
-    # Agent i draws as robot_i seeded with `seed` draws on its step numbers (rank.ScalarSource),
-    # so a seeded sim-in-the-loop swarm replays these exact rank scalars.
-    keys = np.array([robot_key(r) for r in robot_ids(n_agents)], dtype=np.uint64)
     success, returns, collisions, cover_steps, done_steps = [], [], [], [], []
     for batch in range(batches):
         # Episode e's layout comes from episode_seed(seed, e), as in the ROS 2 sim (sim.world).
@@ -59,8 +56,7 @@ def run_episodes(
         episode_collisions = torch.zeros(num_envs, device=device)
         for step in range(info.max_steps):
             obs = td.get(("agents", "observation"))
-            steps = step_number(episode, step, info.max_steps)
-            noise = torch.from_numpy(step_draws(seed, keys[None, :], steps[:, None], noise_width)).to(device)
+            noise = seeded_noise(seed, episode, step, n_agents, noise_width, info.max_steps).to(device)
             params = actor(obs, noise)
             action = choose_action(params, info, greedy, action_std, generator)
             td.set(("agents", "action"), action)
@@ -91,6 +87,14 @@ def run_episodes(
     if per_episode:  # episode e's step of success (None: failed), to compare with a sim-in-the-loop run
         row["steps_to_success"] = [s if s > 0 else None for s in torch.cat(done_steps)[:episodes].tolist()]
     return row
+
+
+def seeded_noise(seed: int, episodes: np.ndarray, t: int, n_agents: int, width: int, max_steps: int) -> torch.Tensor:
+    """[B, N, width] float64: agent i's draws at step t of each episode, the ones robot_i seeded with
+    `seed` draws (rank.ScalarSource), so a seeded sim-in-the-loop swarm replays them exactly."""
+    keys = np.array([robot_key(r) for r in robot_ids(n_agents)], dtype=np.uint64)
+    steps = step_number(np.asarray(episodes), t, max_steps)
+    return torch.from_numpy(step_draws(seed, keys[None, :], steps[:, None], width))
 
 
 def choose_action(

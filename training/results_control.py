@@ -5,7 +5,7 @@
 Every method trains with N = 4 from scratch under the same budget (no early stop),
 one run per seed (a finished run is kept in --work and not retrained when the
 command runs again, so an interrupted regeneration resumes),
-one run per seed, then its exported ONNX file is evaluated zero-shot, greedy actions,
+then its exported ONNX file is evaluated zero-shot, greedy actions,
 for every team size from 2 to 8 it can run with. Flat baselines (`mlp`, `agent_id`)
 have a fixed input size: they run at N = 4 only, and the other sizes are listed as
 "cannot run" with the reason. The trajectories figure replays the shipped policy.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.evaluate import evaluate, load_policy
+from training.evaluate import evaluate, load_policy, seeded_noise
 from training.mappo import TrainConfig, train
 from training.plotting import mean_std, pyplot
 from training.policies import noise_width
@@ -33,6 +33,9 @@ from training.scenarios import episode_seed, scenario_info, set_episode_seeds
 METHODS = ("diamond", "no_mask", "dropout", "mlp", "agent_id")
 TEAM_SIZES = list(range(2, 9))
 TRAINED_N = 4
+# Part of a saved evaluation's key: evaluations made before the evaluator drew its rank
+# scalars per (seed, robot, step) (the draws a seeded swarm replays) are made again.
+EVAL_DRAWS = "rank.step_draws"
 
 
 def train_config(method: str, seed: int, iterations: int) -> TrainConfig:
@@ -56,7 +59,7 @@ def finished(run_dir: Path, iterations: int, episodes: int) -> dict | None:
     if not done.is_file():
         return None
     saved = json.loads(done.read_text())
-    return saved["row"] if saved["key"] == [iterations, episodes] else None
+    return saved["row"] if saved["key"] == [iterations, episodes, EVAL_DRAWS] else None
 
 
 def run_one(method: str, seed: int, iterations: int, episodes: int, run_dir: Path) -> dict:
@@ -71,7 +74,7 @@ def run_one(method: str, seed: int, iterations: int, episodes: int, run_dir: Pat
         summary = train(config, run_dir)
     result = evaluate(run_dir / "policy.onnx", TEAM_SIZES, episodes, seed=1000 + seed, sampled=False)
     row = {"seed": seed, "train_seconds": summary["train_seconds"], "results": result["results"]}
-    (run_dir / "control_eval.json").write_text(json.dumps({"key": [iterations, episodes], "row": row}))
+    (run_dir / "control_eval.json").write_text(json.dumps({"key": [iterations, episodes, EVAL_DRAWS], "row": row}))
     return row
 
 
@@ -216,11 +219,10 @@ def trajectory(policy_path: str | Path, n: int, seed: int) -> tuple[np.ndarray, 
     scenario = env._env.scenario
     goals = torch.stack([g.state.pos[0] for g in scenario.world.landmarks]).numpy()
     paths = [torch.stack([a.state.pos[0] for a in scenario.world.agents]).numpy()]
-    generator = torch.Generator().manual_seed(seed)
-    done_at = -1
+    done_at, width = -1, noise_width(loaded.method, n)
     with torch.no_grad():
         for step in range(info.max_steps):
-            noise = torch.rand(1, n, noise_width(loaded.method, n), generator=generator)
+            noise = seeded_noise(seed, np.zeros(1, dtype=np.int64), step, n, width, info.max_steps)  # episode 0
             td.set(("agents", "action"), actor(td.get(("agents", "observation")), noise))
             td = env.step(td).get("next")
             paths.append(torch.stack([a.state.pos[0] for a in scenario.world.agents]).numpy())
