@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage eval-coverage results-xor results-control bench-train bench-train-coverage bench-swarm clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP)
 
@@ -51,6 +51,19 @@ policy-coverage: setup
 		--out runs/policies/coverage
 	mkdir -p policies/coverage && cp runs/policies/coverage/policy.onnx runs/policies/coverage/policy.json \
 		policies/coverage/
+
+# ~55 min on one thread with other work on the second core; see policies/spread/RECIPE.md.
+policy-spread: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario spread --method diamond --n-agents 4 \
+		--seed 0 --num-envs 64 --iterations 400 --lr 1e-3 --eval-every 50 --eval-episodes 500 --no-progress \
+		--out runs/policies/spread
+	mkdir -p policies/spread && cp runs/policies/spread/policy.onnx runs/policies/spread/policy.json \
+		policies/spread/
+
+# The shipped spread policy through onnxruntime, N = 2..8.
+eval-spread: setup
+	$(VENV)/bin/robot-runtime eval --policy policies/spread/policy.onnx --n-agents 2-8 --episodes 500 --seed 7 \
+		--json docs/results/spread_eval.json
 
 # The shipped coverage policy through onnxruntime, N = 2..8, and its checkpoint in torch (after
 # `make policy-coverage`): the two must agree within 0.02.

@@ -101,3 +101,16 @@ def test_swarm_dropout_baseline_replays_the_evaluator(tmp_path):
         print(f"\ndropout N=3 untrained: deployed mean return {summary['mean_return']}, "
               f"evaluated {evaluated['mean_return']}")
         assert summary["mean_return"] == pytest.approx(evaluated["mean_return"], abs=1e-3)
+
+
+def test_swarm_spread_policy_replays_the_evaluator(tmp_path):
+    """The shipped second-task policy (spread, trained with N=4) run by 3 robots over ROS 2."""
+    from training.evaluate import evaluate
+
+    policy = Path(__file__).resolve().parents[1] / "policies" / "spread" / "policy.onnx"
+    assert policy.is_file(), "policies/spread/policy.onnx is missing: run `make policy-spread`"
+    summary = run_swarm_cli(tmp_path, policy, "spread", 3, 3)
+    assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
+    evaluated = evaluate(policy, [3], 3, seed=3, sampled=False, per_episode=True)["results"][0]["steps_to_success"]
+    assert [r["steps"] if r["success"] else None for r in summary["sim"]["episode_results"]] == evaluated
+    assert summary["success_rate"] > 0  # 0.988 over 500 evaluated episodes at N=3

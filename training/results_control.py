@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -149,7 +150,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         f"`make policy-coverage`), then evaluated zero-shot on {meta['episodes']} episodes per team size "
         "through its ONNX file (onnxruntime), greedy "
         "actions. Cells: mean ± std over seeds (± 0 with one seed). Training took "
-        f"{meta['train_minutes_median']:.0f} min per run (median) on one thread.",
+        f"{meta['train_minutes_median']:.0f} min per run (median), one thread per run, two runs side by side.",
         "",
         "## Success rate",
         "",
@@ -278,7 +279,7 @@ def main() -> None:
         info = scenario_info("coverage", TRAINED_N)
         meta = {
             "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()} CPU, {args.jobs} runs side by side, 1 thread each",
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
             "torch": torch.__version__,
             "seeds": args.seeds,
             "iterations": args.iterations,
