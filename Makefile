@@ -44,21 +44,17 @@ policies: setup
 		--iterations 60 --no-progress --out runs/policies/xor
 	mkdir -p policies/xor && cp runs/policies/xor/policy.onnx runs/policies/xor/policy.json policies/xor/
 
-# ~22 min on 2 cores (one thread); see policies/coverage/RECIPE.md.
-policy-coverage: setup
-	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario coverage --method diamond --n-agents 4 \
-		--seed 0 --num-envs 64 --iterations 200 --lr 1e-3 --eval-every 25 --eval-episodes 500 --no-progress \
-		--out runs/policies/coverage
-	mkdir -p policies/coverage && cp runs/policies/coverage/policy.onnx runs/policies/coverage/policy.json \
-		policies/coverage/
-
-# ~55 min on one thread with other work on the second core; see policies/spread/RECIPE.md.
-policy-spread: setup
-	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario spread --method diamond --n-agents 4 \
-		--seed 0 --num-envs 64 --iterations 400 --lr 1e-3 --eval-every 50 --eval-episodes 500 --no-progress \
-		--out runs/policies/spread
-	mkdir -p policies/spread && cp runs/policies/spread/policy.onnx runs/policies/spread/policy.json \
-		policies/spread/
+# The shipped control-task policies: diamond, N = 4, one thread, fixed seed; see policies/*/RECIPE.md.
+# coverage ~22 min, spread (twice the iterations) ~55 min with other work on the second core.
+ITERATIONS_coverage := 200
+EVAL_EVERY_coverage := 25
+ITERATIONS_spread := 400
+EVAL_EVERY_spread := 50
+policy-coverage policy-spread: policy-%: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/robot-runtime train --scenario $* --method diamond --n-agents 4 --seed 0 \
+		--num-envs 64 --iterations $(ITERATIONS_$*) --lr 1e-3 --eval-every $(EVAL_EVERY_$*) --eval-episodes 500 \
+		--no-progress --out runs/policies/$*
+	mkdir -p policies/$* && cp runs/policies/$*/policy.onnx runs/policies/$*/policy.json policies/$*/
 
 # The shipped spread policy through onnxruntime, N = 2..8.
 eval-spread: setup
