@@ -17,6 +17,8 @@ Per robot, flat: [self | peers (N-1) | goals N] with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from vmas.simulator.core import Agent, Landmark, Sphere, World
 from vmas.simulator.scenario import BaseScenario
@@ -79,18 +81,26 @@ class CoverageScenario(BaseScenario):
         self.covered[index] = False
         self.bound[index] = False
         self.collisions[index] = 0
-        self.potential[index] = self._potential()[index]
+        self.potential[index] = self._potential(*self._positions())[index]
 
     def _draw_goals(self, env_index: int | None) -> torch.Tensor:
+        """[E, goals, 2]: uniform in the arena, from one batched draw (training) or, with
+        episode seeds, from each episode's own generator (redraws included)."""
         envs = range(self.world.batch_dim) if env_index is None else [env_index]
-        shape = (self.n_agents, self.world.dim_p)
+        dim, device = self.world.dim_p, self.world.device
         if self.episode_seeds is None:
-            unit = torch.rand(len(envs), *shape, device=self.world.device)
-        else:
-            unit = torch.stack([
-                torch.rand(shape, generator=torch.Generator().manual_seed(int(self.episode_seeds[b])))
-                for b in envs
-            ]).to(self.world.device)
+            return self._layout(torch.rand(len(envs), self.n_agents, dim, device=device),
+                                lambda n: torch.rand(n, dim, device=device))
+        layouts = []
+        for b in envs:
+            gen = torch.Generator().manual_seed(int(self.episode_seeds[b]))
+            first = torch.rand((self.n_agents, dim), generator=gen)[None]
+            layouts.append(self._layout(first, lambda n, gen=gen: torch.rand(n, dim, generator=gen)))
+        return torch.cat(layouts).to(device)
+
+    def _layout(self, unit: torch.Tensor, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """[E, goals, 2] unit-square draws -> goal positions. `draw(n)`: n more unit points from
+        the same stream, for scenarios that redraw some goals (spread keeps them apart)."""
         return (2 * unit - 1) * self.arena
 
     def _positions(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +108,8 @@ class CoverageScenario(BaseScenario):
         goals = torch.stack([g.state.pos for g in self.world.landmarks], dim=1)  # [B, N, 2]
         return robots, goals
 
-    def _potential(self) -> torch.Tensor:
+    def _potential(self, robots: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """Sum over uncovered goals of the distance to the nearest unbound robot."""
-        robots, goals = self._positions()
         dist = torch.cdist(goals, robots)  # [B, goals, robots]
         dist = dist.masked_fill(self.bound[:, None, :], 10.0)
         nearest = dist.min(dim=-1).values
@@ -122,7 +131,7 @@ class CoverageScenario(BaseScenario):
             newly[:, g] = has
         self.covered |= newly
         self.collisions = self._collisions(robots)
-        potential = self._potential()
+        potential = self._potential(robots, goals)
         self.step_reward = newly.sum(-1).float() + self.shaping * (self.potential - potential)
         self.step_reward -= 0.01 * self.collisions
         self.potential = potential

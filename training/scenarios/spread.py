@@ -14,7 +14,7 @@ binds a robot to a landmark, so the team has to hold its formation:
   landmarks of the distance to the nearest robot), + N on the step of success,
   - 0.01 per robot-robot contact away from the start spot (as coverage).
 - Robot-like dynamics, seeded per-episode layouts, collision counting: those of
-  coverage (this class subclasses CoverageScenario).
+  coverage (this class subclasses CoverageScenario and only changes its `_layout`).
 
 Per robot, flat: [self | peers (N-1) | landmarks N] with
   self = peer token = (x, y, vx, vy, on_goal)  absolute frame; `on_goal`: occupies a landmark now
@@ -57,31 +57,15 @@ class SpreadScenario(CoverageScenario):
     def reset_world_at(self, env_index: int | None = None) -> None:
         super().reset_world_at(env_index)  # robots at the origin, landmarks drawn, potential
         index = slice(None) if env_index is None else env_index
-        occupied, on_goal = self._occupancy()
+        occupied, on_goal = self._occupancy(*self._positions())
         self.occupied[index] = occupied[index]
         self.on_goal[index] = on_goal[index]
         self.success[index] = False
 
-    def _draw_goals(self, env_index: int | None) -> torch.Tensor:
-        """Uniform in the arena as coverage, then landmarks closer than `min_separation`
-        to a lower-numbered one are redrawn until none is. Seeded: every draw, the
-        redraws included, comes from the episode's own generator."""
-        envs = range(self.world.batch_dim) if env_index is None else [env_index]
-        dim, device = self.world.dim_p, self.world.device
-        if self.episode_seeds is None:
-            return self._separated(torch.rand(len(envs), self.n_agents, dim, device=device),
-                                   lambda n: torch.rand(n, dim, device=device))
-        layouts = []
-        for b in envs:
-            gen = torch.Generator().manual_seed(int(self.episode_seeds[b]))
-            # The first draw is the one coverage makes from this seed.
-            first = torch.rand((self.n_agents, dim), generator=gen)[None]
-            layouts.append(self._separated(first, lambda n, gen=gen: torch.rand(n, dim, generator=gen)))
-        return torch.cat(layouts).to(device)
-
-    def _separated(self, unit: torch.Tensor, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
-        """[E, N, 2] unit-square draws -> arena positions with pairwise distance >= min_separation."""
-        goals = (2 * unit - 1) * self.arena
+    def _layout(self, unit: torch.Tensor, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """Uniform in the arena as coverage, then landmarks closer than `min_separation` to a
+        lower-numbered one are redrawn (from the same stream) until none is."""
+        goals = super()._layout(unit, draw)
         n = goals.shape[1]
         lower = torch.ones(n, n, dtype=torch.bool, device=goals.device).tril(diagonal=-1)  # [k, j]: j < k
         for _ in range(MAX_REDRAW_ROUNDS):
@@ -94,25 +78,23 @@ class SpreadScenario(CoverageScenario):
         raise RuntimeError(f"cannot place {n} landmarks {self.min_separation:.3f} apart in an arena of "
                            f"half-width {self.arena}")
 
-    def _occupancy(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(occupied [B, landmarks], on_goal [B, robots]) from the current positions."""
-        robots, goals = self._positions()
+    def _occupancy(self, robots: torch.Tensor, goals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(occupied [B, landmarks], on_goal [B, robots])."""
         within = torch.cdist(goals, robots) < self.reach  # [B, landmarks, robots]
         return within.any(-1), within.any(-2)
 
-    def _potential(self) -> torch.Tensor:
+    def _potential(self, robots: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """simple_spread's objective: sum over landmarks of the distance to the nearest robot."""
-        robots, goals = self._positions()
         return torch.cdist(goals, robots).min(dim=-1).values.sum(-1)
 
     def _update(self) -> None:
         """Once per step (called from the first agent's reward): occupancy, success, collisions."""
-        self.occupied, self.on_goal = self._occupancy()
+        robots, goals = self._positions()
+        self.occupied, self.on_goal = self._occupancy(robots, goals)
         newly = self.occupied.all(-1) & ~self.success
         self.success |= newly
-        robots, _ = self._positions()
         self.collisions = self._collisions(robots)
-        potential = self._potential()
+        potential = self._potential(robots, goals)
         self.step_reward = self.shaping * (self.potential - potential) + self.n_agents * newly.float()
         self.step_reward -= 0.01 * self.collisions
         self.potential = potential
