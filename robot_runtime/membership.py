@@ -16,7 +16,7 @@ registry). `PeerTable` turns the stream of broadcasts into a membership:
 
 `BroadcastRound` collects the peers' scalars and tokens of one step. It is
 complete when every live member has reported or its deadline has passed, and
-then yields the arrays that `rank.rank_mask` and `OnnxPolicy.act_tokens` take.
+then yields the arrays that `rank.visible_peers` and `OnnxPolicy.act_tokens` take.
 
 Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_runtime.rank import rank_mask, rank_position
+from robot_runtime.rank import rank_position
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,7 @@ class RoundArrays:
     peer_ids: tuple[str, ...]
     peer_scalars: np.ndarray  # [P] float64
     peer_tokens: np.ndarray  # [P, Fp] float32, zeros for absent peers
-    peer_present: np.ndarray  # [P] bool: reported in this step
-    peer_visible: np.ndarray  # [P] bool: rank_mask(own, scalars, present)
+    peer_present: np.ndarray  # [P] bool: reported in this step (the mask: rank.visible_peers)
     rank: int  # 1 = highest scalar among the peers that reported
     team_size: int  # live members including this robot
 
@@ -320,13 +319,11 @@ class BroadcastRound:
                 scalars[i] = b.scalar
                 tokens[i] = np.asarray(b.token, dtype=np.float32)
                 present[i] = True
-        visible = rank_mask(self.own_scalar, scalars, present)
         return RoundArrays(
             peer_ids=ids,
             peer_scalars=scalars,
             peer_tokens=tokens,
             peer_present=present,
-            peer_visible=np.asarray(visible, dtype=bool),
             rank=rank_position(self.own_scalar, scalars, present),
             team_size=len(ids) + 1,
         )

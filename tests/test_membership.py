@@ -7,7 +7,7 @@ import pytest
 
 from robot_runtime import membership as mb
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
-from robot_runtime.rank import rank_mask
+from robot_runtime.rank import rank_mask, visible_peers
 
 HASH = "0123456789abcdef"
 
@@ -185,7 +185,7 @@ def test_round_deadline_miss_masks_absent_peer():
     arr = rnd.arrays(["robot_1", "robot_2"], token_size=1)
     assert arr.peer_ids == ("robot_1", "robot_2")
     assert arr.peer_present.tolist() == [False, True]
-    assert arr.peer_visible.tolist() == [False, True]
+    assert visible_peers("diamond", rnd.own_scalar, arr.peer_scalars, arr.peer_present).tolist() == [False, True]
     assert arr.peer_tokens.tolist() == [[0.0], [2.0]]
     assert arr.rank == 2 and arr.team_size == 3
 
@@ -224,7 +224,8 @@ def test_round_arrays_agree_with_rank_mask_on_random_draws():
             if p:
                 rnd.add(bc(robot_id, 3, scalar=float(s)))
         arr = rnd.arrays(ids, token_size=1)
-        np.testing.assert_array_equal(arr.peer_visible, rank_mask(own, scalars, present))
+        visible = visible_peers("diamond", own, arr.peer_scalars, arr.peer_present)  # what the node computes
+        np.testing.assert_array_equal(visible, rank_mask(own, scalars, present))
         assert arr.rank == 1 + int(((scalars > own) & present).sum())
 
 

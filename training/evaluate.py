@@ -8,6 +8,7 @@ training (robot_runtime.rank underneath) and the graph runs through onnxruntime.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -92,9 +93,16 @@ def run_episodes(
 def seeded_noise(seed: int, episodes: np.ndarray, t: int, n_agents: int, width: int, max_steps: int) -> torch.Tensor:
     """[B, N, width] float64: agent i's draws at step t of each episode, the ones robot_i seeded with
     `seed` draws (rank.ScalarSource), so a seeded sim-in-the-loop swarm replays them exactly."""
-    keys = np.array([robot_key(r) for r in robot_ids(n_agents)], dtype=np.uint64)
     steps = step_number(np.asarray(episodes), t, max_steps)
-    return torch.from_numpy(step_draws(seed, keys[None, :], steps[:, None], width))
+    return torch.from_numpy(step_draws(seed, robot_keys(n_agents)[None, :], steps[:, None], width))
+
+
+@functools.cache
+def robot_keys(n_agents: int) -> np.ndarray:
+    """[N] uint64 keys of robot_0..robot_{N-1} (one sha256 each; asked for every step)."""
+    keys = np.array([robot_key(r) for r in robot_ids(n_agents)], dtype=np.uint64)
+    keys.flags.writeable = False
+    return keys
 
 
 def choose_action(
