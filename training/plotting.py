@@ -15,6 +15,11 @@ def pyplot():  # noqa: ANN201 (matplotlib.pyplot)
     return plt
 
 
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std over seeds; std 0 for a single seed."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_std(values: list[float], digits: int = 3) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    mean, std = mean_and_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"

@@ -27,7 +27,7 @@ import torch
 
 from training.evaluate import evaluate, load_policy, seeded_noise
 from training.mappo import TrainConfig, train
-from training.plotting import mean_std, pyplot
+from training.plotting import mean_and_std, mean_std, pyplot
 from training.policies import noise_width
 from training.scenarios import episode_seed, scenario_info, set_episode_seeds
 
@@ -194,8 +194,7 @@ def write_chart(rows: list[dict], path: Path) -> None:
     for row in rows:
         values = by_team_size(row, "success_rate")
         sizes = sorted(values)
-        means = [statistics.mean(values[n]) for n in sizes]
-        stds = [statistics.stdev(values[n]) if len(values[n]) > 1 else 0.0 for n in sizes]
+        means, stds = zip(*(mean_and_std(values[n]) for n in sizes), strict=True)
         ax.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=row["method"])
     ax.axvline(TRAINED_N, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("team size N (trained with N = 4)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 
 from training.evaluate import evaluate
 from training.mappo import TrainConfig, train
-from training.plotting import mean_std, pyplot
+from training.plotting import mean_and_std, mean_std, pyplot
 
 # (label, method, dropout_p, n_agents)
 RUNS = [
@@ -100,8 +99,7 @@ def write_chart(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(11, 4.6))
     for offset, key, colour in ((-0.2, "greedy", "#1f77b4"), (0.2, "sampled", "#ff7f0e")):
         values = [[s[key] for s in r["seeds"]] for r in rows]
-        means = [statistics.mean(v) for v in values]
-        stds = [statistics.stdev(v) if len(v) > 1 else 0 for v in values]
+        means, stds = zip(*(mean_and_std(v) for v in values), strict=True)
         ax.bar([i + offset for i in x], means, 0.4, yerr=stds, capsize=3, label=f"{key} actions", color=colour)
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_ylabel("success rate")
