@@ -79,8 +79,8 @@ def main() -> None:
         summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
         result = evaluate(args.policy, [n], episodes, args.seed, sampled=False, per_episode=True)["results"][0]
         evaluated, deployed = result["success_rate"], summary["success_rate"]
-        outcomes = [r["steps"] if r["success"] else None for r in summary["sim"].get("episode_results", [])]
-        same = sum(a == b for a, b in zip(outcomes, result["steps_to_success"], strict=False))
+        deployed_steps = summary["sim"].get("steps_to_success", [])
+        same = sum(a == b for a, b in zip(deployed_steps, result["steps_to_success"], strict=False))
         rows.append({**row(summary, n, "lockstep"), "eval_success_rate": evaluated,
                      "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4),
                      "episodes_identical": same})

@@ -50,7 +50,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, write_json
 
-    result = evaluate(args.policy, args.n_agents, args.episodes, args.seed, args.device, args.n_actions)
+    result = evaluate(args.policy, args.n_agents, args.episodes, args.seed, args.device, args.n_actions,
+                      per_episode=args.per_episode)
     write_json(result, args.json)
     return 0
 
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", default=None, help="also write the JSON result here")
+    ev.add_argument("--per-episode", action="store_true",
+                    help="also list each episode's step of success (null: failed), as `swarm --seed` reports them")
     ev.set_defaults(func=cmd_eval)
 
     ex = sub.add_parser("export", help="export a checkpoint to ONNX plus manifest")

@@ -305,6 +305,8 @@ class SimRunner:
             "invalid_actions": {r.robot_id: r.invalid for r in self.robots},
             "sim_events": self.events,
             "episode_results": results,
+            # As `robot-runtime eval --per-episode` reports them (None: failed), to compare runs episode by episode.
+            "steps_to_success": [r["steps"] if r["success"] else None for r in results],
             "robot_status": {r.robot_id: r.status for r in self.robots},
         }
 

@@ -22,6 +22,14 @@ from tests.conftest import make_export  # noqa: E402
 
 TRAINED = Path(__file__).resolve().parents[1] / "policies" / "xor" / "policy.onnx"
 EPISODES = 40
+SEED = 3
+
+
+def evaluated(policy: Path, robots: int, episodes: int) -> dict:
+    """`robot-runtime eval` of the episodes a seeded swarm run plays (same seed, greedy)."""
+    from training.evaluate import evaluate
+
+    return evaluate(policy, [robots], episodes, seed=SEED, sampled=False, per_episode=True)["results"][0]
 
 
 def run_swarm_cli(tmp_path: Path, policy: Path, scenario: str, robots: int, episodes: int) -> dict:
@@ -30,7 +38,7 @@ def run_swarm_cli(tmp_path: Path, policy: Path, scenario: str, robots: int, epis
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     proc = subprocess.run(
         [sys.executable, "-m", "robot_runtime.cli", "swarm", "--robots", str(robots), "--policy", str(policy),
-         "--scenario", scenario, "--episodes", str(episodes), "--seed", "3", "--json", str(out),
+         "--scenario", scenario, "--episodes", str(episodes), "--seed", str(SEED), "--json", str(out),
          "--log-dir", str(tmp_path / "logs"), "--timeout", "120"],
         env=env, capture_output=True, text=True, timeout=180,
     )
@@ -76,11 +84,7 @@ def test_swarm_four_robots_coverage_continuous_actions(tmp_path):
     assert summary["mean_return"] > 2.0, summary["mean_return"]
     # Seeded robots draw what `robot-runtime eval --seed` draws for the same episodes (rank.ScalarSource,
     # training.scenarios.step_number): the deployed team replays the evaluator's episodes step for step.
-    from training.evaluate import evaluate
-
-    evaluated = evaluate(policy, [4], 4, seed=3, sampled=False, per_episode=True)["results"][0]["steps_to_success"]
-    deployed = [r["steps"] if r["success"] else None for r in summary["sim"]["episode_results"]]
-    assert deployed == evaluated
+    assert summary["sim"]["steps_to_success"] == evaluated(policy, 4, 4)["steps_to_success"]
     assert summary["deadline_misses"] == 0
     print(f"\nswarm coverage N=4: success {summary['success_rate']}, return {summary['mean_return']}, "
           f"latency p50 {summary['decision_latency_ms']['p50']} ms, broadcast {summary['broadcast_bytes']} bytes")
@@ -88,29 +92,24 @@ def test_swarm_four_robots_coverage_continuous_actions(tmp_path):
 
 def test_swarm_dropout_baseline_replays_the_evaluator(tmp_path):
     """A baseline through the robot node: dropout masks drawn per (seed, robot, step) as in the evaluator."""
-    from training.evaluate import evaluate
-
     policy = make_export(tmp_path, method="dropout", n_agents=3, scenario="coverage")[2]
     summary = run_swarm_cli(tmp_path, policy, "coverage", 3, 2)
     assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
     assert summary["sim"]["missed_actions"] == {f"robot_{i}": 0 for i in range(3)}
-    evaluated = evaluate(policy, [3], 2, seed=3, sampled=False, per_episode=True)["results"][0]
-    deployed = summary["sim"]["episode_results"]
-    assert [r["steps"] if r["success"] else None for r in deployed] == evaluated["steps_to_success"]
-    if all(r["steps"] == 100 for r in deployed):  # full-length episodes: the evaluator's return covers the same steps
+    expected = evaluated(policy, 3, 2)
+    assert summary["sim"]["steps_to_success"] == expected["steps_to_success"]
+    if all(r["steps"] == 100 for r in summary["sim"]["episode_results"]):
+        # full-length episodes: the evaluator's return covers the same steps
         print(f"\ndropout N=3 untrained: deployed mean return {summary['mean_return']}, "
-              f"evaluated {evaluated['mean_return']}")
-        assert summary["mean_return"] == pytest.approx(evaluated["mean_return"], abs=1e-3)
+              f"evaluated {expected['mean_return']}")
+        assert summary["mean_return"] == pytest.approx(expected["mean_return"], abs=1e-3)
 
 
 def test_swarm_spread_policy_replays_the_evaluator(tmp_path):
     """The shipped second-task policy (spread, trained with N=4) run by 3 robots over ROS 2."""
-    from training.evaluate import evaluate
-
     policy = Path(__file__).resolve().parents[1] / "policies" / "spread" / "policy.onnx"
     assert policy.is_file(), "policies/spread/policy.onnx is missing: run `make policy-spread`"
     summary = run_swarm_cli(tmp_path, policy, "spread", 3, 3)
     assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
-    evaluated = evaluate(policy, [3], 3, seed=3, sampled=False, per_episode=True)["results"][0]["steps_to_success"]
-    assert [r["steps"] if r["success"] else None for r in summary["sim"]["episode_results"]] == evaluated
+    assert summary["sim"]["steps_to_success"] == evaluated(policy, 3, 3)["steps_to_success"]
     assert summary["success_rate"] > 0  # 0.988 over 500 evaluated episodes at N=3

@@ -55,14 +55,18 @@ def test_cli_train_then_eval(tmp_path):
         assert (run / name).is_file(), name
     for target in (run, run / "checkpoint.pt", run / "policy.onnx"):
         out = tmp_path / f"{target.name}.json"
+        per_episode = ["--per-episode"] if target.suffix == ".onnx" else []
         subprocess.run(cli + ["eval", "--policy", str(target), "--n-agents", "2", "--episodes", "300",
-                              "--json", str(out)], check=True, cwd=ROOT, capture_output=True)
+                              "--json", str(out), *per_episode], check=True, cwd=ROOT, capture_output=True)
         result = json.loads(out.read_text())
         assert set(result) == {"scenario", "method", "policy", "results"}
         assert result["scenario"] == "xor" and result["method"] == "diamond"
         row = result["results"][0]
         assert row["n_agents"] == 2 and row["episodes"] == 300
         assert 0.0 <= row["success_rate"] <= 1.0 and 0.0 <= row["success_rate_sampled"] <= 1.0
+        if per_episode:  # XOR succeeds on its one step or not at all
+            assert len(row["steps_to_success"]) == 300 and set(row["steps_to_success"]) <= {1, None}
+            assert sum(s == 1 for s in row["steps_to_success"]) / 300 == pytest.approx(row["success_rate"], abs=1e-3)
 
 
 def test_torch_and_onnx_evaluations_agree(tmp_path):
