@@ -435,10 +435,12 @@ class RobotNode:
             scalar=0.0, policy_hash=self.policy_hash, token=[], flags=self._msgs["RankBroadcast"].FLAG_LEAVING,
         )
         if rclpy.ok(context=self.node.context):
-            for _ in range(LEAVING_REPEATS):
-                self._publish_rank(msg)
             self.publish_status()
-            rclpy.spin_once(self.node, timeout_sec=0.02)  # let the middleware flush
+            for _ in range(LEAVING_REPEATS):
+                # Spread out, not back to back, with the middleware given time to send each: in
+                # one full test run all three back-to-back copies were lost at exit (none arrived).
+                self._publish_rank(msg)
+                rclpy.spin_once(self.node, timeout_sec=0.01)
         self.logger.info(f"{self.robot_id}: leaving after {self.decisions} decisions "
                          f"(latency p50 {percentile_ms(self.latency_ms, 50):.2f} ms)")
         if self.stats_json:
