@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 
 import pytest
-
-# The tests' ROS 2 processes (inherited by every robot and sim they start) talk Fast DDS over
-# UDP on loopback, not its shared-memory transport: the fault tests kill -9 robots, each kill
-# leaves shared-memory segments in /dev/shm, and with a few hundred stale ones on this machine
-# 3 of 4 full runs lost a LEAVING broadcast or hung a node's shutdown (none after removing them).
-# Robots on separate machines use UDP anyway; the benchmarks keep Fast DDS's default transports.
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
 
 torch = pytest.importorskip("torch")
 
