@@ -56,7 +56,8 @@ class LockstepDriver:
                 Action, f"/{robot_id}/{qos.ACTION_TOPIC}", self._on_action, qos.ACTION_QOS)
             self.node.create_subscription(SwarmStatus, f"/{robot_id}/{qos.STATUS_TOPIC}",
                                           lambda m, r=robot_id: self.status.__setitem__(r, m), qos.STATUS_QOS)
-        self.node.create_subscription(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, qos.RANK_QOS)
+        self.rank_sub = self.node.create_subscription(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast,
+                                                      qos.RANK_QOS)
         self.rank_pub = self.node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
 
     def _on_action(self, msg: Any) -> None:
@@ -81,14 +82,16 @@ class LockstepDriver:
         Matched endpoints, not the ROS graph: a reader can be in the graph before it is
         matched to our writer, and an observation published in between is lost.
         """
-        from robot_runtime import qos
 
         end = time.monotonic() + timeout
         while True:
             missing = [r for r in robot_ids
                        if self.obs_pubs[r].get_subscription_count() < 1
                        or self.action_subs[r].get_publisher_count() < 1]
-            if self.node.count_publishers(qos.RANK_TOPIC) < len(robot_ids) + 1:  # +1: our own writer
+            # Matched to our reader, not merely in the graph: a writer can sit in the graph for
+            # seconds before its reader match completes, and what it sends until then never
+            # arrives here (one full test run missed a robot's LEAVING that way). +1: our own writer.
+            if self.rank_sub.get_publisher_count() < len(robot_ids) + 1:
                 missing = missing or ["/swarm/rank writers"]
             if not missing or time.monotonic() > end:
                 return missing

@@ -145,6 +145,8 @@ def test_kill9_peer_dropped_within_lease_others_keep_acting(fleet3):
 
 def test_sigterm_leaving_broadcast_dropped_at_once_then_rejoin(fleet3):
     fleet3.steps(3, fleet3.ids)
+    heard = {msg.robot_id for _, msg in fleet3.driver.broadcasts}
+    assert "robot_2" in heard, f"precondition: the driver never heard robot_2's broadcasts (heard {heard})"
     survivors = ["robot_0", "robot_1"]
     t_term = time.monotonic()
     proc = fleet3.procs["robot_2"]
