@@ -93,6 +93,17 @@ def cmd_swarm(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_clean_shm(args: argparse.Namespace) -> int:
+    from robot_runtime.shm import remove_stale_segments
+
+    removed = remove_stale_segments(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} files of dead processes' Fast DDS segments")
+    for path in removed:
+        print(f"  {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robot-runtime", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--log-dir", default=None, help="process logs and per-process JSON (default: a temp dir)")
     sw.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
     sw.set_defaults(func=cmd_swarm)
+
+    shm = sub.add_parser("clean-shm", help="remove Fast DDS shared-memory files that killed processes left in /dev/shm")
+    shm.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    shm.set_defaults(func=cmd_clean_shm)
     return parser
 
 

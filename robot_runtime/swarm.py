@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from robot_runtime.launch_description import ProcessSpec, swarm_processes
+from robot_runtime.shm import remove_stale_segments
 
 STOP_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
 
@@ -81,6 +82,9 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
             self.exit_codes[name] = proc.returncode
+        if any(code is not None and code < 0 for code in self.exit_codes.values()):
+            # A child that died by a signal left its Fast DDS segments in /dev/shm.
+            remove_stale_segments()
 
 
 def _pooled(samples: list[float]) -> dict:
