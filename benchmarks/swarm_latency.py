@@ -43,6 +43,7 @@ def row(summary: dict, n: int, mode: str) -> dict:
         "deadline_misses": summary["deadline_misses"],
         "steps_per_s": summary["steps_per_s"],
         "sim_overruns": (summary.get("sim") or {}).get("realtime_overruns"),  # real-time steps a period late
+        "gc_max_pause_ms": summary.get("gc_max_pause_ms"),  # longest GC pause in any of the processes
         "wall_s": summary["wall_s"],
         "broadcast_bytes": summary["broadcast_bytes"],
         "robot_peak_rss_mb": summary.get("robot_peak_rss_mb"),
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--realtime-deadline", type=float, default=0.8,
                         help="robots' broadcast deadline in the real-time run, as a fraction of the period (the "
                              "node's default, robot_runtime.node.DEADLINE_FRACTION)")
+    parser.add_argument("--realtime-only", action="store_true", help="skip the lockstep runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -74,7 +76,7 @@ def main() -> None:
 
     trained_n = load_manifest(args.policy).trained_n_agents
     rows = []
-    for n in args.robots:
+    for n in [] if args.realtime_only else args.robots:
         episodes = args.episodes_trained_n if n == trained_n else args.episodes
         summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
         result = evaluate(args.policy, [n], episodes, args.seed, sampled=False, per_episode=True)["results"][0]
@@ -102,14 +104,14 @@ def main() -> None:
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
     header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
-             f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5}"
+             f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5} {'gc max':>7}"
     print(header)
     for r in rows:
         evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
         print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f} "
-              f"{r.get('episodes_identical', '-'):>5}")
+              f"{r.get('episodes_identical', '-'):>5} {r['gc_max_pause_ms'] or 0:>7.2f}")
     emit(result, args.json)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 # numpy-only modules: imported once here, not on every message of the decision loop.
+from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
 from robot_runtime.policy import OnnxPolicy, PolicyInputError
 from robot_runtime.rank import ScalarSource, visible_peers
@@ -162,8 +163,15 @@ class RobotNode:
         self.inference_ms: deque[float] = deque(maxlen=20000)
         self.round_ms: deque[float] = deque(maxlen=20000)
         self.transit_ms: deque[float] = deque(maxlen=2000)  # peer stamp -> our receipt (clock offset + latency)
+        self.obs_transit_ms: deque[float] = deque(maxlen=20000)  # observation stamp -> our receipt
+        # What each missed round waited for, and observations that came late: to tell a slow peer
+        # from a late sim or a stalled process after the fact.
+        self.missed_rounds: deque[dict] = deque(maxlen=100)
+        self._open_misses: dict[int, tuple[float, dict]] = {}  # last few missed steps -> (deadline, record)
+        self.late_observations: deque[dict] = deque(maxlen=100)
         self.event_times: list[dict] = []
         self.stop_requested = False
+        self.gc_meter = GcPauseMeter()
 
         self.pub_rank = self.node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
         self.pub_action = self.node.create_publisher(Action, qos.ACTION_TOPIC, qos.ACTION_QOS)
@@ -214,6 +222,10 @@ class RobotNode:
 
     def _on_observation(self, msg: Any) -> None:
         received = self._now()
+        transit_ms = (time.time() - (msg.stamp.sec + msg.stamp.nanosec * 1e-9)) * 1e3
+        self.obs_transit_ms.append(transit_ms)
+        if transit_ms > self.deadline_s * 1e3 / 2:
+            self.late_observations.append({"step": int(msg.step), "transit_ms": round(transit_ms, 3)})
         parsed = self._parse_observation(msg)
         if parsed is None:
             return
@@ -254,6 +266,7 @@ class RobotNode:
             self._warn_once("abandon", f"step {self.round.step} abandoned, step {step} already here")
             self.round.close(now)
             self.deadline_misses += 1
+            self._record_miss(self.round, abandoned=True)
             self.table.end_round(self.round.step)
             self.last_decided = self.round.step
             self.round = None
@@ -301,6 +314,8 @@ class RobotNode:
         # steps are numbered from e * max_steps), so a peer already in it is not "too far ahead".
         between = self.mode == "lockstep" and self.round is None
         verdict = self.table.offer(b, floor_step=floor, future_check=not between)
+        if not verdict.used and self._open_misses:
+            self._note_late(b)
         if b.leaving and self.round is not None and b.robot_id not in self.table.members:
             self.round.forget(b.robot_id)  # do not wait out the deadline for a robot that said goodbye
         self._log_membership()
@@ -309,6 +324,20 @@ class RobotNode:
             stamp = msg.stamp.sec + msg.stamp.nanosec * 1e-9
             self.transit_ms.append((time.time() - stamp) * 1e3)
         self.poll()
+
+    def _record_miss(self, rnd: BroadcastRound, abandoned: bool) -> None:
+        record = {"step": rnd.step, "missing": sorted(rnd.missing), "time": time.time(), "abandoned": abandoned,
+                  "late_ms": {}}
+        self.missed_rounds.append(record)
+        self._open_misses[rnd.step] = (rnd.deadline, record)
+        while len(self._open_misses) > 4:
+            del self._open_misses[next(iter(self._open_misses))]
+
+    def _note_late(self, b: Broadcast) -> None:
+        """A missing peer's broadcast that came after all: how long after our deadline."""
+        deadline, record = self._open_misses.get(b.step, (None, None))
+        if record is not None and b.robot_id in record["missing"]:
+            record["late_ms"][b.robot_id] = round((self._now() - deadline) * 1e3, 3)
 
     def _log_membership(self) -> None:
         after = set(self.table.members)
@@ -332,6 +361,7 @@ class RobotNode:
         self.last_decided = rnd.step
         if rnd.deadline_missed:
             self.deadline_misses += 1
+            self._record_miss(rnd, abandoned=False)
         self.table.end_round(rnd.step)
         self._log_membership()
         self.round_ms.append((now - rnd.opened_at) * 1e3)
@@ -407,10 +437,18 @@ class RobotNode:
             "decisions": self.decisions,
             "last_step": self.last_decided,
             "deadline_misses": self.deadline_misses,
+            "missed_rounds": list(self.missed_rounds),
+            "observation_transit_ms": {"p50": percentile_ms(self.obs_transit_ms, 50),
+                                       "p99": percentile_ms(self.obs_transit_ms, 99),
+                                       "max": round(max(self.obs_transit_ms), 3) if self.obs_transit_ms else None},
+            "late_observations": list(self.late_observations),
             "decision_latency_ms": [round(x, 3) for x in self.latency_ms],
             "inference_ms_p50": percentile_ms(self.inference_ms, 50),
             "round_time_ms_p50": percentile_ms(self.round_ms, 50),
+            "round_time_ms_p99": percentile_ms(self.round_ms, 99),
+            "round_time_ms_max": round(max(self.round_ms), 3) if self.round_ms else None,
             "broadcast_bytes": self.broadcast_bytes,
+            "gc": self.gc_meter.summary(),
             "rejects": self.reject_counts(),
             "members": self.table.members,
             "membership_events": self.event_times,
@@ -471,6 +509,8 @@ def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: li
         robot = RobotNode(robot_id, policy, stats_json=stats_json)
         signal.signal(signal.SIGINT, robot.request_stop)
         signal.signal(signal.SIGTERM, robot.request_stop)
+        freeze_startup_heap()
+        robot.gc_meter.start()
         return robot.run()
     finally:
         if robot is not None:

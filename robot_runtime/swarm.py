@@ -163,6 +163,8 @@ def run_swarm(
         "robot_peak_rss_mb": _worst(per_robot, "peak_rss_mb"),
         "robot_startup_to_ready_s": _worst(per_robot, "startup_to_ready_s"),
         "robot_startup_to_first_action_s": _worst(per_robot, "startup_to_first_action_s"),
+        # Longest garbage-collector pause in any process (sim or robot), to tell a GC stall from others.
+        "gc_max_pause_ms": _gc_max_pause([sim, *per_robot.values()]),
         "per_robot": per_robot,
         "sim": {k: v for k, v in sim.items() if k not in ("robot_status",)},
         "exit_codes": sup.exit_codes,
@@ -174,6 +176,11 @@ def run_swarm(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _gc_max_pause(reports: list[dict]) -> float | None:
+    pauses = [max(r["gc"]["max_pause_ms"]) for r in reports if isinstance(r.get("gc"), dict)]
+    return max(pauses) if pauses else None
 
 
 def _worst(per_robot: dict, key: str) -> float | None:

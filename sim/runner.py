@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
+
 RESEND_S = 0.2  # lockstep: re-send a step's observation to robots silent for this long
 
 
@@ -63,6 +65,7 @@ class SimRunner:
         self.mode, self.rate = mode, rate
         self.next_tick: float | None = None  # realtime mode: when the current step ends
         self.overruns = 0  # realtime mode: steps that started a whole period late
+        self.gc_meter = GcPauseMeter()
         self.action_timeout_s, self.startup_timeout_s, self.lease = action_timeout_s, startup_timeout_s, lease
         self.Observation, self.EpisodeReport = Observation, EpisodeReport
         self.node = rclpy.create_node("sim", namespace="/sim")
@@ -158,13 +161,19 @@ class SimRunner:
 
     def publish_observations(self, observations: list, only: set[int] | None = None) -> None:
         stamp = self.node.get_clock().now().to_msg()
-        for i, (pub, obs) in enumerate(zip(self.obs_pubs, observations, strict=True)):
-            if only is not None and i not in only:
-                continue
-            pub.publish(self.Observation(
+        # Build every message first, then publish back to back: the first robots to hear theirs
+        # wake and compete for the CPU, so the last robot's observation should not wait on the
+        # building of the others' (the spread is time the early robots wait for the late ones).
+        messages = [
+            (pub, self.Observation(
                 stamp=stamp, step=self.step, self_features=obs.self_features.tolist(),
                 task_features=obs.task_features.ravel().tolist(), task_count=obs.task_features.shape[0],
             ))
+            for i, (pub, obs) in enumerate(zip(self.obs_pubs, observations, strict=True))
+            if only is None or i in only
+        ]
+        for pub, msg in messages:
+            pub.publish(msg)
 
     def _check_writers(self) -> None:
         """A robot whose action writer is gone (it exited and its node was destroyed) is not waited for.
@@ -299,6 +308,7 @@ class SimRunner:
             },
             "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if self.mode == "realtime" else None,
+            "gc": self.gc_meter.summary(),
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,
             "missed_actions": {r.robot_id: r.missed_total for r in self.robots},
@@ -327,6 +337,8 @@ def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: 
                         n_actions=n_actions)
         signal.signal(signal.SIGINT, sim.request_stop)
         signal.signal(signal.SIGTERM, sim.request_stop)
+        freeze_startup_heap()
+        sim.gc_meter.start()
         summary = sim.run()
         text = json.dumps(summary, indent=2)
         if json_path:
