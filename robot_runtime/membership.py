@@ -23,6 +23,7 @@ Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -82,6 +83,7 @@ class Verdict:
     reason: str = ""  # why not, one of REJECT_REASONS; "" also for a consumed LEAVING
 
 
+@functools.lru_cache(maxsize=1024)  # a team has few ids, and every broadcast sorts them
 def natural_key(robot_id: str) -> tuple:
     """robot_2 < robot_10: peers are ordered as the simulator orders agents (by index)."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", robot_id))
