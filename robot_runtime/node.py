@@ -19,7 +19,8 @@ publish a LEAVING broadcast, then the node exits 0.
 ROS parameters (declared, with defaults): mode ("lockstep" | "free_running"),
 period_s (manifest's control period), deadline_s (0.8 of the period), lease_steps (3),
 expected_team (0 = unknown), seed (unset = unseeded), providers (unset = TensorRT,
-CUDA, CPU, as available), status_period_s (1.0).
+CUDA, CPU, as available), status_period_s (1.0), and ROS 2's QoS overrides of each
+topic (`qos_overrides./swarm/rank.subscription.depth` ...; robot_runtime.qos).
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ class RobotNode:
 
     def __init__(self, robot_id: str, policy_path: str, context: Any = None, stats_json: str | None = None) -> None:
         import rclpy
+        from rclpy.exceptions import InvalidParameterTypeException
         from rclpy.parameter import Parameter
+        from rclpy.qos_overriding_options import InvalidQosOverridesError
         from robot_runtime_msgs.msg import Action, Observation, RankBroadcast, SwarmStatus
 
         from robot_runtime import qos
@@ -174,13 +177,17 @@ class RobotNode:
         self.stop_requested = False
         self.gc_meter = GcPauseMeter()
 
-        self.pub_rank = self.node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
-        self.pub_action = self.node.create_publisher(Action, qos.ACTION_TOPIC, qos.ACTION_QOS)
-        self.pub_status = self.node.create_publisher(SwarmStatus, qos.STATUS_TOPIC, qos.STATUS_QOS)
-        self.sub_rank = self.node.create_subscription(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast,
-                                                      qos.RANK_QOS)
-        self.node.create_subscription(Observation, qos.OBSERVATION_TOPIC, self._on_observation,
-                                      qos.OBSERVATION_SUB_QOS)
+        pub, sub = self.node.create_publisher, self.node.create_subscription
+        try:
+            self.pub_rank = pub(RankBroadcast, qos.RANK_TOPIC, **qos.overridable(qos.RANK_QOS))
+            self.pub_action = pub(Action, qos.ACTION_TOPIC, **qos.overridable(qos.ACTION_QOS))
+            self.pub_status = pub(SwarmStatus, qos.STATUS_TOPIC, **qos.overridable(qos.STATUS_QOS))
+            self.sub_rank = sub(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, **qos.overridable(qos.RANK_QOS))
+            sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation,
+                **qos.overridable(qos.OBSERVATION_SUB_QOS))
+        except (RuntimeError, InvalidQosOverridesError, InvalidParameterTypeException) as exc:
+            raise ValueError(f"{robot_id}: bad QoS override parameter ({exc}); expected "
+                             "qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>") from None
         self.node.create_timer(self.status_period_s, self.publish_status)
         if self.mode == "free_running":
             self.node.create_timer(self.period_s / 4, self._on_clock)  # 4 checks per period find each new step

@@ -19,11 +19,16 @@ Why each choice:
   stale commands). A reliable writer also matches best-effort readers.
 * `swarm_status`, `/swarm/episodes`: RELIABLE, small depth. Monitoring and
   records at <= 1 Hz per robot: loss would falsify the records; the volume is tiny.
+
+A robot node lets each of its topics' history, depth and reliability be overridden at
+start-up with ROS 2's standard QoS override parameters, e.g.
+`-p qos_overrides./swarm/rank.subscription.depth:=64` (read-only once the node runs).
 """
 
 from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 RANK_TOPIC = "/swarm/rank"
 EPISODES_TOPIC = "/swarm/episodes"
@@ -45,3 +50,12 @@ OBSERVATION_PUB_QOS = _volatile(1, ReliabilityPolicy.RELIABLE)
 ACTION_QOS = _volatile(1, ReliabilityPolicy.RELIABLE)
 STATUS_QOS = _volatile(4, ReliabilityPolicy.RELIABLE)
 EPISODES_QOS = _volatile(64, ReliabilityPolicy.RELIABLE)
+
+
+def overridable(profile: QoSProfile) -> dict:
+    """Keyword arguments for create_publisher/create_subscription: a copy of `profile` (rclpy
+    writes the overrides into the profile it is handed, and these profiles are shared) and
+    the standard override parameters for history, depth and reliability."""
+    copy = QoSProfile(history=profile.history, depth=profile.depth, reliability=profile.reliability,
+                      durability=profile.durability)
+    return {"qos_profile": copy, "qos_overriding_options": QoSOverridingOptions.with_default_policies()}

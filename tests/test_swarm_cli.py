@@ -39,6 +39,14 @@ def test_node_bad_parameter_names_the_robot(diamond_export):
     assert "robot_3" in proc.stderr and "mode" in proc.stderr
 
 
+@pytest.mark.parametrize("override", ["qos_overrides./swarm/rank.publisher.reliability:=sometimes",
+                                      "qos_overrides./swarm/rank.subscription.depth:=deep"])
+def test_node_bad_qos_override_names_the_robot_and_the_parameter(diamond_export, override):
+    proc = run_cli("node", "--robot-id", "robot_3", "--policy", str(diamond_export[2]), "--ros-args", "-p", override)
+    assert proc.returncode == 2
+    assert "robot_3" in proc.stderr and "qos_overrides" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_swarm_refuses_a_team_the_policy_cannot_take(tmp_path):
     from tests.conftest import make_export
 

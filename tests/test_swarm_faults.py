@@ -250,11 +250,16 @@ def test_bad_input_rejected_counted_and_node_keeps_acting(policy3, tmp_path):
 
 
 def test_free_running_robots_step_on_the_clock(policy3, tmp_path):
+    """Also: a QoS override parameter reaches the robots' DDS writers (what discovery shows of them)."""
     period = 0.1
     fleet = Fleet(policy3, 2, domain_id(88), tmp_path,
-                  params=("mode:=free_running", f"period_s:={period}", "deadline_s:=0.05"))
+                  params=("mode:=free_running", f"period_s:={period}", "deadline_s:=0.05",
+                          "qos_overrides./swarm/rank.publisher.reliability:=reliable"))
     try:
         d = fleet.driver
+        # (node names of remote writers may not be known yet: count the policies, ours is best effort)
+        writers = sorted(i.qos_profile.reliability.name for i in d.node.get_publishers_info_by_topic("/swarm/rank"))
+        assert writers == ["BEST_EFFORT", "RELIABLE", "RELIABLE"], writers
         end = time.monotonic() + 2.0
         while time.monotonic() < end:  # a sensor driver: observations at 20 Hz, no step numbers
             for robot_id in fleet.ids:
