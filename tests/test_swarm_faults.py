@@ -189,6 +189,7 @@ def test_sigterm_leaving_broadcast_dropped_at_once_then_rejoin(fleet3):
                           int(m.step) > 4)
     print(f"rejoin: process start -> team of 3 in {join_ms:.0f} ms; first broadcast at step {first_broadcast}, "
           f"everyone sees 3 at step {joined}")
+    assert joined - first_broadcast <= 2, "a joining robot must be in every mask within 2 steps of its first broadcast"
     after = fleet3.steps(3, fleet3.ids)
     assert all(a.team_size == 3 for acts in after for a in acts.values()), "the rejoined team is not stable"
     after = fleet3.steps(3, fleet3.ids)
