@@ -43,6 +43,7 @@ def row(summary: dict, n: int, mode: str) -> dict:
         "deadline_misses": summary["deadline_misses"],
         "steps_per_s": summary["steps_per_s"],
         "sim_overruns": (summary.get("sim") or {}).get("realtime_overruns"),  # real-time steps a period late
+        "formation_steps": (summary.get("sim") or {}).get("formation_steps"),  # real time: lockstep until formed
         "gc_max_pause_ms": summary.get("gc_max_pause_ms"),  # longest GC pause in any of the processes
         "wall_s": summary["wall_s"],
         "broadcast_bytes": summary["broadcast_bytes"],

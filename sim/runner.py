@@ -10,7 +10,11 @@ Modes:
   the timeout is held still (the scenario's default action); after `lease` misses
   in a row it is presumed dead and no longer waited for (it revives if it answers).
 * realtime: step the world at a fixed rate with each robot's latest action held
-  (what a real robot's driver does); step numbers still count ticks.
+  (what a real robot's driver does); step numbers still count ticks. The clock starts
+  once the team has formed: the first steps run in lockstep until every live robot's
+  action reports the whole team (at most FORMATION_MAX_STEPS), as a fleet is brought up
+  before its mission starts. Started at once, robots still discovering each other in
+  their first rounds missed them (3 of 8 robots at step 2, measured).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 
 RESEND_S = 0.2  # lockstep: re-send a step's observation to robots silent for this long
+FORMATION_MAX_STEPS = 20  # realtime: lockstep steps at most before the clock starts anyway
 
 
 @dataclass
@@ -39,6 +44,7 @@ class RobotLink:
     invalid: int = 0
     alive: bool = True
     matched: bool = False  # its action writer has been matched at least once
+    team_size: int = 0  # as its latest action reports it (itself included)
     status: dict | None = None
 
 
@@ -65,6 +71,8 @@ class SimRunner:
         self.mode, self.rate = mode, rate
         self.next_tick: float | None = None  # realtime mode: when the current step ends
         self.overruns = 0  # realtime mode: steps that started a whole period late
+        self.formation_steps = 0  # realtime mode: lockstep steps before the clock started
+        self.formed = mode == "lockstep"
         self.gc_meter = GcPauseMeter()
         self.action_timeout_s, self.startup_timeout_s, self.lease = action_timeout_s, startup_timeout_s, lease
         self.Observation, self.EpisodeReport = Observation, EpisodeReport
@@ -106,6 +114,7 @@ class SimRunner:
             link.invalid += 1
             return
         link.pending[int(msg.step)] = values
+        link.team_size = int(msg.team_size)
         if self.mode == "realtime":
             link.last_action = values
 
@@ -190,7 +199,7 @@ class SimRunner:
                 self.events.append({"kind": "gone", "robot_id": link.robot_id, "step": self.step})
                 self.logger.info(f"{link.robot_id}: its action writer is gone, no longer waited for")
 
-    def collect_lockstep(self, observations: list) -> list[np.ndarray]:
+    def collect_lockstep(self, observations: list, record: bool = True) -> list[np.ndarray]:
         import rclpy
 
         start = time.monotonic()
@@ -207,7 +216,8 @@ class SimRunner:
                 resend += RESEND_S
                 self.publish_observations(observations, {self.robots.index(r) for r in waiting})
             rclpy.spin_once(self.node, timeout_sec=min(0.02, max(0.0, deadline - now)))
-        self.step_latency_ms.append((time.monotonic() - start) * 1e3)
+        if record:
+            self.step_latency_ms.append((time.monotonic() - start) * 1e3)
         actions = []
         for link in self.robots:
             values = link.pending.pop(self.step, None)
@@ -225,6 +235,19 @@ class SimRunner:
                     self.events.append({"kind": "revived", "robot_id": link.robot_id, "step": self.step})
                 link.alive, link.misses_in_row = True, 0
                 actions.append(values)
+        return actions
+
+    def collect_forming(self, observations: list) -> list[np.ndarray]:
+        """Realtime mode before the clock starts: a lockstep step, then is the whole team formed?"""
+        actions = self.collect_lockstep(observations, record=False)
+        self.formation_steps += 1
+        live = [r for r in self.robots if r.alive]
+        formed = bool(live) and all(r.team_size == len(live) for r in live)
+        if formed or self.formation_steps >= FORMATION_MAX_STEPS:
+            self.formed = True
+            if not formed:
+                self.logger.warning(f"team not formed after {self.formation_steps} steps "
+                                    f"({ {r.robot_id: r.team_size for r in live} }): starting the clock anyway")
         return actions
 
     def collect_realtime(self) -> list[np.ndarray]:
@@ -268,6 +291,8 @@ class SimRunner:
                 self.publish_observations(observations)
                 if self.mode == "lockstep":
                     actions = self.collect_lockstep(observations)
+                elif not self.formed:
+                    actions = self.collect_forming(observations)
                 else:
                     actions = self.collect_realtime()
                 if self.stop_requested:
@@ -308,6 +333,7 @@ class SimRunner:
             },
             "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if self.mode == "realtime" else None,
+            "formation_steps": self.formation_steps if self.mode == "realtime" else None,
             "gc": self.gc_meter.summary(),
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,

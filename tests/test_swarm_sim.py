@@ -32,14 +32,14 @@ def evaluated(policy: Path, robots: int, episodes: int) -> dict:
     return evaluate(policy, [robots], episodes, seed=SEED, sampled=False, per_episode=True)["results"][0]
 
 
-def run_swarm_cli(tmp_path: Path, policy: Path, scenario: str, robots: int, episodes: int) -> dict:
+def run_swarm_cli(tmp_path: Path, policy: Path, scenario: str, robots: int, episodes: int, *extra: str) -> dict:
     out = tmp_path / "swarm.json"
     env = {**os.environ, "ROS_DOMAIN_ID": str(1 + (os.getpid() * 7 + 91 + robots) % 100),
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     proc = subprocess.run(
         [sys.executable, "-m", "robot_runtime.cli", "swarm", "--robots", str(robots), "--policy", str(policy),
          "--scenario", scenario, "--episodes", str(episodes), "--seed", str(SEED), "--json", str(out),
-         "--log-dir", str(tmp_path / "logs"), "--timeout", "120"],
+         "--log-dir", str(tmp_path / "logs"), "--timeout", "120", *extra],
         env=env, capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\nlogs in {tmp_path / 'logs'}"
@@ -113,3 +113,28 @@ def test_swarm_spread_policy_replays_the_evaluator(tmp_path):
     assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
     assert summary["sim"]["steps_to_success"] == evaluated(policy, 3, 3)["steps_to_success"]
     assert summary["success_rate"] > 0  # 0.988 over 500 evaluated episodes at N=3
+
+
+def test_swarm_realtime_mode_forms_the_team_then_runs_on_the_clock(tmp_path):
+    """Real-time sim: lockstep until every robot reports the whole team, then fixed-rate steps, actions held."""
+    from sim.runner import FORMATION_MAX_STEPS
+
+    policy = Path(__file__).resolve().parents[1] / "policies" / "coverage" / "policy.onnx"
+    rate = 20.0
+    summary = run_swarm_cli(tmp_path, policy, "coverage", 3, 1, "--mode", "realtime", "--rate", str(rate))
+    sim = summary["sim"]
+    assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
+    assert sim["mode"] == "realtime"
+    assert 1 <= sim["formation_steps"] < FORMATION_MAX_STEPS, sim["formation_steps"]
+    assert sim["steps_per_s"] <= rate * 1.05, "the clock must not run faster than its rate"
+    # every robot acts on (nearly) every tick; a late action is held, not waited for
+    decisions = summary["decision_latency_ms"]["samples"]
+    assert decisions >= 0.8 * 3 * sim["steps"], (decisions, sim["steps"])
+    events = summary["membership_events"]
+    ids = ("robot_0", "robot_1", "robot_2")
+    assert {(e["observer"], e["robot_id"]) for e in events if e["kind"] == "join"} == {
+        (a, b) for a in ids for b in ids if a != b}
+    assert not [e for e in events if e["kind"] == "lease_expired"], "nobody may drop out on the clock"
+    print(f"\nswarm coverage N=3 real time {rate:g} Hz: {sim['steps']} steps ({sim['formation_steps']} forming), "
+          f"{sim['steps_per_s']} steps/s, overruns {sim['realtime_overruns']}, misses {summary['deadline_misses']}, "
+          f"latency p50 {summary['decision_latency_ms']['p50']} ms")
