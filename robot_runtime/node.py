@@ -31,6 +31,7 @@ import math
 import os
 import resource
 import signal
+import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -53,6 +54,7 @@ LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease cov
 # driver miss all three.
 LEAVING_SPACING_S = 0.03
 DEADLINE_FRACTION = 0.8  # default broadcast deadline, as a fraction of the control period
+SIGNALLED_IDLE_WAKE_S = 1.0  # nothing to wait for and signals wake us: a safety bound only
 DRAIN_MAX = 64  # queued broadcasts taken in one wake-up, at most (bounds the time away from the clock)
 
 
@@ -482,11 +484,13 @@ class RobotNode:
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stop_requested = True
 
-    def run(self) -> int:
+    def run(self, idle_wake_s: float = 0.02) -> int:
+        """Decide until stopped. `idle_wake_s` bounds how long a stop request waits to be noticed
+        when nothing else wakes the executor (see wake_executor_on_signals)."""
         import rclpy
 
         while not self.stop_requested and rclpy.ok(context=self.node.context):
-            timeout = 0.02  # also bounds how long SIGTERM waits to be noticed (Python runs handlers between calls)
+            timeout = idle_wake_s
             if self.round is not None:
                 timeout = min(timeout, max(0.0, self.round.deadline - self._now()))
             rclpy.spin_once(self.node, timeout_sec=timeout)
@@ -521,6 +525,27 @@ class RobotNode:
         return 0
 
 
+def wake_executor_on_signals(node: Any) -> None:
+    """Let a signal end the executor's wait at once (call from the main thread, after signal.signal).
+
+    Python runs a signal handler only between bytecodes, and the executor waits in C, so a
+    stop request would wait for the next wake-up; waking every 20 ms just to look cost about
+    10% of each robot's CPU at 8 robots, 20 Hz. The interpreter writes a byte to its wakeup fd
+    on every signal; a helper thread blocked on it triggers a guard condition, which is a
+    wait-set entity.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    guard = node.create_guard_condition(lambda: None)
+
+    def pump() -> None:
+        while os.read(read_fd, 64):
+            guard.trigger()
+
+    threading.Thread(target=pump, name="signal-wakeup", daemon=True).start()
+
+
 def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
@@ -532,9 +557,10 @@ def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: li
         robot = RobotNode(robot_id, policy, stats_json=stats_json)
         signal.signal(signal.SIGINT, robot.request_stop)
         signal.signal(signal.SIGTERM, robot.request_stop)
+        wake_executor_on_signals(robot.node)
         freeze_startup_heap()
         robot.gc_meter.start()
-        return robot.run()
+        return robot.run(idle_wake_s=SIGNALLED_IDLE_WAKE_S)
     finally:
         if robot is not None:
             robot.node.destroy_node()

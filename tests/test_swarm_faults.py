@@ -23,6 +23,7 @@ pytest.importorskip("rclpy")
 pytest.importorskip("robot_runtime_msgs")
 
 from robot_runtime.launch_description import swarm_processes  # noqa: E402
+from robot_runtime.node import SIGNALLED_IDLE_WAKE_S  # noqa: E402
 from robot_runtime.shm import remove_stale_segments  # noqa: E402
 from tests.conftest import make_export  # noqa: E402
 
@@ -171,6 +172,9 @@ def test_sigterm_leaving_broadcast_dropped_at_once_then_rejoin(fleet3):
     assert proc.returncode == 0
     assert "robot_2" in fleet3.driver.leaving_at, "no LEAVING broadcast seen"
     leaving_ms = (fleet3.driver.leaving_at["robot_2"] - t_term) * 1e3
+    # The robot was idle (no observation in flight): the signal itself must end its executor's wait,
+    # not the safety wake-up a second later.
+    assert leaving_ms < SIGNALLED_IDLE_WAKE_S * 1e3 / 2, leaving_ms
     acts = fleet3.steps(1, survivors)[0]
     print(f"\nSIGTERM: LEAVING seen {leaving_ms:.0f} ms after the signal, exit 0 after {exit_ms:.0f} ms; "
           f"team sizes on the next step {team_sizes(acts)}")
