@@ -12,9 +12,10 @@ Modes:
 * realtime: step the world at a fixed rate with each robot's latest action held
   (what a real robot's driver does); step numbers still count ticks. The clock starts
   once the team has formed: the first steps run in lockstep until every live robot's
-  action reports the whole team (at most FORMATION_MAX_STEPS), as a fleet is brought up
-  before its mission starts. Started at once, robots still discovering each other in
-  their first rounds missed them (3 of 8 robots at step 2, measured).
+  action has reported the whole team FORMATION_STABLE_STEPS steps in a row (at most
+  FORMATION_MAX_STEPS), as a fleet is brought up before its mission starts. Started at
+  once, robots still discovering each other (or running their first inferences) missed
+  rounds in the first steps (3 and 4 of 8 robots, measured).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 
 RESEND_S = 0.2  # lockstep: re-send a step's observation to robots silent for this long
-FORMATION_MAX_STEPS = 20  # realtime: lockstep steps at most before the clock starts anyway
+FORMATION_STABLE_STEPS = 5  # realtime: lockstep steps in a row with the whole team before the clock starts
+FORMATION_MAX_STEPS = 50  # realtime: lockstep steps at most before the clock starts anyway
 
 
 @dataclass
@@ -72,6 +74,7 @@ class SimRunner:
         self.next_tick: float | None = None  # realtime mode: when the current step ends
         self.overruns = 0  # realtime mode: steps that started a whole period late
         self.formation_steps = 0  # realtime mode: lockstep steps before the clock started
+        self._formed_in_row = 0
         self.formed = mode == "lockstep"
         self.gc_meter = GcPauseMeter()
         self.action_timeout_s, self.startup_timeout_s, self.lease = action_timeout_s, startup_timeout_s, lease
@@ -242,7 +245,9 @@ class SimRunner:
         actions = self.collect_lockstep(observations, record=False)
         self.formation_steps += 1
         live = [r for r in self.robots if r.alive]
-        formed = bool(live) and all(r.team_size == len(live) for r in live)
+        whole = bool(live) and all(r.team_size == len(live) for r in live)
+        self._formed_in_row = self._formed_in_row + 1 if whole else 0
+        formed = self._formed_in_row >= FORMATION_STABLE_STEPS
         if formed or self.formation_steps >= FORMATION_MAX_STEPS:
             self.formed = True
             if not formed:

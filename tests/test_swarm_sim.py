@@ -117,7 +117,7 @@ def test_swarm_spread_policy_replays_the_evaluator(tmp_path):
 
 def test_swarm_realtime_mode_forms_the_team_then_runs_on_the_clock(tmp_path):
     """Real-time sim: lockstep until every robot reports the whole team, then fixed-rate steps, actions held."""
-    from sim.runner import FORMATION_MAX_STEPS
+    from sim.runner import FORMATION_MAX_STEPS, FORMATION_STABLE_STEPS
 
     policy = Path(__file__).resolve().parents[1] / "policies" / "coverage" / "policy.onnx"
     rate = 20.0
@@ -125,7 +125,7 @@ def test_swarm_realtime_mode_forms_the_team_then_runs_on_the_clock(tmp_path):
     sim = summary["sim"]
     assert summary["completed"] and set(summary["exit_codes"].values()) == {0}
     assert sim["mode"] == "realtime"
-    assert 1 <= sim["formation_steps"] < FORMATION_MAX_STEPS, sim["formation_steps"]
+    assert FORMATION_STABLE_STEPS <= sim["formation_steps"] < FORMATION_MAX_STEPS, sim["formation_steps"]
     assert sim["steps_per_s"] <= rate * 1.05, "the clock must not run faster than its rate"
     # every robot acts on (nearly) every tick; a late action is held, not waited for
     decisions = summary["decision_latency_ms"]["samples"]
