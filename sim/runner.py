@@ -60,6 +60,7 @@ class SimRunner:
         action_timeout_s: float = 1.0, startup_timeout_s: float = 30.0, lease: int = 3, n_actions: int | None = None,
     ) -> None:
         import rclpy
+        from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
         from robot_runtime_msgs.msg import Action, EpisodeReport, Observation, SwarmStatus
 
         from robot_runtime import qos
@@ -79,7 +80,13 @@ class SimRunner:
         self.gc_meter = GcPauseMeter()
         self.action_timeout_s, self.startup_timeout_s, self.lease = action_timeout_s, startup_timeout_s, lease
         self.Observation, self.EpisodeReport = Observation, EpisodeReport
-        self.node = rclpy.create_node("sim", namespace="/sim")
+        # The executor rebuilds its wait set from every entity of the node on each wake-up, in
+        # Python: 3 topics per robot, each with 2 default QoS-event handlers, plus 7 parameter
+        # services made the sim's per-message cost the largest in the swarm. It declares no
+        # parameters, and a QoS mismatch is reported by the robot's end of the topic.
+        self.node = rclpy.create_node("sim", namespace="/sim", start_parameter_services=False)
+        quiet_pub = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
+        quiet_sub = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks=False)}
         self.logger = self.node.get_logger()
         # Agent i is robot_i, as in `robot-runtime eval` (whose draws for agent i are robot_i's).
         self.robots = [RobotLink(robot_id, self.world.default_action()) for robot_id in robot_ids(robots)]
@@ -87,13 +94,15 @@ class SimRunner:
         self.action_subs = []
         for i, link in enumerate(self.robots):
             self.obs_pubs.append(self.node.create_publisher(
-                Observation, f"/{link.robot_id}/{qos.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS))
+                Observation, f"/{link.robot_id}/{qos.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS, **quiet_pub))
             self.action_subs.append(self.node.create_subscription(
-                Action, f"/{link.robot_id}/{qos.ACTION_TOPIC}", lambda m, i=i: self._on_action(i, m), qos.ACTION_QOS))
+                Action, f"/{link.robot_id}/{qos.ACTION_TOPIC}", lambda m, i=i: self._on_action(i, m), qos.ACTION_QOS,
+                **quiet_sub))
             self.node.create_subscription(
                 SwarmStatus, f"/{link.robot_id}/{qos.STATUS_TOPIC}", lambda m, i=i: self._on_status(i, m),
-                qos.STATUS_QOS)
-        self.episode_pub = self.node.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS)
+                qos.STATUS_QOS, **quiet_sub)
+        self.episode_pub = self.node.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS,
+                                                      **quiet_pub)
 
         self.step = 0  # the number the current step's messages carry (training.scenarios.step_number)
         self.steps_run = 0
