@@ -86,10 +86,11 @@ bench-train-coverage: setup
 		--train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
 		--json docs/results/train_time_coverage.json
 
-# Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz for 2 minutes.
+# Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz, 3 runs of at least 2 minutes.
 bench-swarm: setup
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
-		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --json docs/results/swarm_latency.json
+		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 \
+		--json docs/results/swarm_latency.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -53,6 +53,12 @@ def row(summary: dict, n: int, mode: str) -> dict:
     }
 
 
+def _missed_rounds(summary: dict) -> list[dict]:
+    """Every robot's missed rounds, with the peers it waited for and how late they came (ms)."""
+    return sorted(({"observer": name, **m} for name, r in summary["per_robot"].items()
+                   for m in r.get("missed_rounds", [])), key=lambda m: m["time"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True)
@@ -68,6 +74,9 @@ def main() -> None:
     parser.add_argument("--realtime-deadline", type=float, default=0.8,
                         help="robots' broadcast deadline in the real-time run, as a fraction of the period (the "
                              "node's default, robot_runtime.node.DEADLINE_FRACTION)")
+    parser.add_argument("--realtime-runs", type=int, default=1,
+                        help="repeat the real-time run: a rare stall of the machine costs a run its zero, "
+                             "so one run says little about how often that happens")
     parser.add_argument("--realtime-only", action="store_true", help="skip the lockstep runs")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -95,13 +104,15 @@ def main() -> None:
         steps = scenario_info(args.scenario, n).max_steps
         # Episodes end early on success: plan for half-length ones so the run lasts at least that long.
         episodes = math.ceil(args.realtime_seconds * args.rate / (0.5 * steps))
-        summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
-                            node_params={"deadline_s": args.realtime_deadline / args.rate})
-        rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"),
-                     "decisions": summary["decision_latency_ms"].get("samples"),
-                     "deadline_s": args.realtime_deadline / args.rate,
-                     "control_period_s": load_manifest(args.policy).control_period_s})
-        print(json.dumps(rows[-1]), flush=True)
+        for run in range(args.realtime_runs):
+            summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
+                                node_params={"deadline_s": args.realtime_deadline / args.rate})
+            rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"), "run": run,
+                         "decisions": summary["decision_latency_ms"].get("samples"),
+                         "deadline_s": args.realtime_deadline / args.rate,
+                         "control_period_s": load_manifest(args.policy).control_period_s,
+                         "missed_rounds": _missed_rounds(summary)})
+            print(json.dumps(rows[-1]), flush=True)
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
     header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
