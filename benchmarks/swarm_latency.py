@@ -53,6 +53,26 @@ def row(summary: dict, n: int, mode: str) -> dict:
     }
 
 
+def cpu_times() -> list[int]:
+    """This machine's CPU time counters (jiffies: user nice system idle iowait irq softirq steal), Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def cpu_share(before: list[int], after: list[int]) -> dict:
+    """Busy and steal (time the hypervisor gave to others) as % of all CPU time between two readings:
+    a VM's steal is interference no process here controls, and it is reported next to the misses."""
+    if len(before) != 8 or len(after) != 8:
+        return {"cpu_busy_pct": None, "cpu_steal_pct": None}
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    return {"cpu_busy_pct": round(100 * (total - d[3] - d[4]) / total, 1),
+            "cpu_steal_pct": round(100 * d[7] / total, 2)}
+
+
 def _missed_rounds(summary: dict) -> list[dict]:
     """Every robot's missed rounds, with the peers it waited for and how late they came (ms)."""
     return sorted(({"observer": name, **m} for name, r in summary["per_robot"].items()
@@ -88,12 +108,14 @@ def main() -> None:
     rows = []
     for n in [] if args.realtime_only else args.robots:
         episodes = args.episodes_trained_n if n == trained_n else args.episodes
+        before = cpu_times()
         summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
+        machine = cpu_share(before, cpu_times())
         result = evaluate(args.policy, [n], episodes, args.seed, sampled=False, per_episode=True)["results"][0]
         evaluated, deployed = result["success_rate"], summary["success_rate"]
         deployed_steps = summary["sim"].get("steps_to_success", [])
         same = sum(a == b for a, b in zip(deployed_steps, result["steps_to_success"], strict=False))
-        rows.append({**row(summary, n, "lockstep"), "eval_success_rate": evaluated,
+        rows.append({**row(summary, n, "lockstep"), **machine, "eval_success_rate": evaluated,
                      "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4),
                      "episodes_identical": same})
         print(json.dumps(rows[-1]), flush=True)
@@ -105,9 +127,11 @@ def main() -> None:
         # Episodes end early on success: plan for half-length ones so the run lasts at least that long.
         episodes = math.ceil(args.realtime_seconds * args.rate / (0.5 * steps))
         for run in range(args.realtime_runs):
+            before = cpu_times()
             summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
                                 node_params={"deadline_s": args.realtime_deadline / args.rate})
-            rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"), "run": run,
+            machine = cpu_share(before, cpu_times())
+            rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"), **machine, "run": run,
                          "decisions": summary["decision_latency_ms"].get("samples"),
                          "deadline_s": args.realtime_deadline / args.rate,
                          "control_period_s": load_manifest(args.policy).control_period_s,
@@ -116,14 +140,15 @@ def main() -> None:
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
     header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
-             f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5} {'gc max':>7}"
+             f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5} {'gc max':>7} {'busy%':>6} {'steal%':>6}"
     print(header)
     for r in rows:
         evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
         print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f} "
-              f"{r.get('episodes_identical', '-'):>5} {r['gc_max_pause_ms'] or 0:>7.2f}")
+              f"{r.get('episodes_identical', '-'):>5} {r['gc_max_pause_ms'] or 0:>7.2f} "
+              f"{r['cpu_busy_pct'] or 0:>6.1f} {r['cpu_steal_pct'] or 0:>6.2f}")
     emit(result, args.json)
 
 
