@@ -44,6 +44,7 @@ from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
 from robot_runtime.policy import OnnxPolicy, PolicyInputError
 from robot_runtime.rank import ScalarSource, visible_peers
+from robot_runtime.spinner import DRAIN_MAX, HotPathGroup, HotPathSpinner
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease cov
 LEAVING_SPACING_S = 0.03
 DEADLINE_FRACTION = 0.8  # default broadcast deadline, as a fraction of the control period
 SIGNALLED_IDLE_WAKE_S = 1.0  # nothing to wait for and signals wake us: a safety bound only
-DRAIN_MAX = 64  # queued broadcasts taken in one wake-up, at most (bounds the time away from the clock)
 
 
 def process_age_s() -> float:
@@ -180,19 +180,26 @@ class RobotNode:
         self.gc_meter = GcPauseMeter()
 
         pub, sub = self.node.create_publisher, self.node.create_subscription
+        hot = HotPathGroup()  # the decision loop's subscriptions (robot_runtime.spinner)
         try:
             self.pub_rank = pub(RankBroadcast, qos.RANK_TOPIC, **qos.overridable(qos.RANK_QOS))
             self.pub_action = pub(Action, qos.ACTION_TOPIC, **qos.overridable(qos.ACTION_QOS))
             self.pub_status = pub(SwarmStatus, qos.STATUS_TOPIC, **qos.overridable(qos.STATUS_QOS))
-            self.sub_rank = sub(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, **qos.overridable(qos.RANK_QOS))
-            sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation,
-                **qos.overridable(qos.OBSERVATION_SUB_QOS))
+            self.sub_rank = sub(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, callback_group=hot,
+                                **qos.overridable(qos.RANK_QOS))
+            self.sub_obs = sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation, callback_group=hot,
+                               **qos.overridable(qos.OBSERVATION_SUB_QOS))
         except (RuntimeError, InvalidQosOverridesError, InvalidParameterTypeException) as exc:
             raise ValueError(f"{robot_id}: bad QoS override parameter ({exc}); expected "
                              "qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>") from None
-        self.node.create_timer(self.status_period_s, self.publish_status)
-        if self.mode == "free_running":
-            self.node.create_timer(self.period_s / 4, self._on_clock)  # 4 checks per period find each new step
+        # The decision loop's two subscriptions on a reused wait set; parameter services and QoS
+        # events through the executor (robot_runtime.spinner). SwarmStatus is due by the loop's
+        # own clock, not a timer: an executor pass serves one ready entity, and a timer ready on
+        # every pass kept a `ros2 param get` waiting 3 passes (600 ms).
+        self.next_status = self._now() + self.status_period_s
+        self.spinner = HotPathSpinner(self.node, [(self.sub_rank, self._use_broadcast),
+                                                  (self.sub_obs, lambda msg, _info: self._on_observation(msg))],
+                                      group=hot)
 
         from rclpy.serialization import serialize_message
 
@@ -202,7 +209,8 @@ class RobotNode:
         self.logger.info(
             f"{robot_id}: policy {m.scenario}/{m.method} hash {self.policy_hash} on {self.policy.provider}, "
             f"mode {self.mode}, period {self.period_s}s, deadline {self.deadline_s}s, lease {self.lease_steps}, "
-            f"seed {seed}, broadcast {self.broadcast_bytes} bytes"
+            f"seed {seed}, broadcast {self.broadcast_bytes} bytes, "
+            f"waits on {'an rcl wait set' if self.spinner.uses_wait_set else 'the executor'}"
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -255,6 +263,11 @@ class RobotNode:
             self._reject_obs("stale_step", f"step {step} is older than step {max(self.last_decided, -1)}")
             return
         self._open_round(step, *parsed, received)
+
+    def _next_step_in_s(self) -> float:
+        """Free-running: seconds until the shared clock enters the next step."""
+        now = time.time()
+        return (math.floor(now / self.period_s) + 1) * self.period_s - now
 
     def _on_clock(self) -> None:
         step = int(math.floor(time.time() / self.period_s))
@@ -309,9 +322,9 @@ class RobotNode:
 
     def _on_broadcast(self, msg: Any, info: dict) -> None:  # two parameters: rclpy passes MessageInfo
         self._use_broadcast(msg, info)
-        # The executor takes one sample per wait-set cycle, about 0.3 ms of Python each, and a
-        # step's broadcasts come in a burst of N-1: take the ones already queued in this wake-up.
-        # The more a loaded robot fell behind, the more this saves.
+        # Through the executor (the spinner's fallback, or its periodic pass): it takes one sample
+        # per wait-set cycle, and a step's broadcasts come in a burst of N-1, so take the ones
+        # already queued in this wake-up.
         handle = self.sub_rank.handle
         for _ in range(DRAIN_MAX):
             with handle:
@@ -493,8 +506,16 @@ class RobotNode:
             timeout = idle_wake_s
             if self.round is not None:
                 timeout = min(timeout, max(0.0, self.round.deadline - self._now()))
-            rclpy.spin_once(self.node, timeout_sec=timeout)
+            if self.mode == "free_running":
+                timeout = min(timeout, self._next_step_in_s())
+            timeout = min(timeout, max(0.0, self.next_status - self._now()))
+            self.spinner.spin_once(timeout)
+            if self.mode == "free_running":
+                self._on_clock()
             self.poll()
+            if self._now() >= self.next_status:
+                self.next_status = max(self.next_status + self.status_period_s, self._now())
+                self.publish_status()
         return self.leave()
 
     def _spin_for(self, seconds: float) -> None:
@@ -502,7 +523,7 @@ class RobotNode:
 
         end = self._now() + seconds
         while (left := end - self._now()) > 0 and rclpy.ok(context=self.node.context):
-            rclpy.spin_once(self.node, timeout_sec=left)
+            self.spinner.spin_once(left)
 
     def leave(self) -> int:
         """Tell the team we go (dropped at once instead of after a lease), then write the stats."""
@@ -525,7 +546,7 @@ class RobotNode:
         return 0
 
 
-def wake_executor_on_signals(node: Any) -> None:
+def wake_executor_on_signals(node: Any) -> Any:
     """Let a signal end the executor's wait at once (call from the main thread, after signal.signal).
 
     Python runs a signal handler only between bytecodes, and the executor waits in C, so a
@@ -544,6 +565,7 @@ def wake_executor_on_signals(node: Any) -> None:
             guard.trigger()
 
     threading.Thread(target=pump, name="signal-wakeup", daemon=True).start()
+    return guard
 
 
 def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: list[str] | None = None) -> int:
@@ -557,7 +579,7 @@ def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: li
         robot = RobotNode(robot_id, policy, stats_json=stats_json)
         signal.signal(signal.SIGINT, robot.request_stop)
         signal.signal(signal.SIGTERM, robot.request_stop)
-        wake_executor_on_signals(robot.node)
+        robot.spinner.add_guard(wake_executor_on_signals(robot.node))
         freeze_startup_heap()
         robot.gc_meter.start()
         return robot.run(idle_wake_s=SIGNALLED_IDLE_WAKE_S)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
+from robot_runtime.spinner import HotPathGroup, HotPathSpinner
 
 RESEND_S = 0.2  # lockstep: re-send a step's observation to robots silent for this long
 FORMATION_STABLE_STEPS = 5  # realtime: lockstep steps in a row with the whole team before the clock starts
@@ -92,17 +93,25 @@ class SimRunner:
         self.robots = [RobotLink(robot_id, self.world.default_action()) for robot_id in robot_ids(robots)]
         self.obs_pubs = []
         self.action_subs = []
+        self.status_subs = []
+        hot = HotPathGroup()  # the actions: served by the spinner's wait set (robot_runtime.spinner)
         for i, link in enumerate(self.robots):
             self.obs_pubs.append(self.node.create_publisher(
                 Observation, f"/{link.robot_id}/{qos.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS, **quiet_pub))
             self.action_subs.append(self.node.create_subscription(
                 Action, f"/{link.robot_id}/{qos.ACTION_TOPIC}", lambda m, i=i: self._on_action(i, m), qos.ACTION_QOS,
-                **quiet_sub))
-            self.node.create_subscription(
+                callback_group=hot, **quiet_sub))
+            self.status_subs.append(self.node.create_subscription(
                 SwarmStatus, f"/{link.robot_id}/{qos.STATUS_TOPIC}", lambda m, i=i: self._on_status(i, m),
-                qos.STATUS_QOS, **quiet_sub)
+                qos.STATUS_QOS, callback_group=hot, **quiet_sub))
         self.episode_pub = self.node.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS,
                                                       **quiet_pub)
+        # Every subscription on a reused wait set (robot_runtime.spinner): an executor pass serves
+        # one entity, too few for N status topics.
+        self.spinner = HotPathSpinner(self.node, [
+            *((sub, lambda m, _info, i=i: self._on_action(i, m)) for i, sub in enumerate(self.action_subs)),
+            *((sub, lambda m, _info, i=i: self._on_status(i, m)) for i, sub in enumerate(self.status_subs)),
+        ], group=hot)
 
         self.step = 0  # the number the current step's messages carry (training.scenarios.step_number)
         self.steps_run = 0
@@ -148,14 +157,13 @@ class SimRunner:
     # -- loop --------------------------------------------------------------------------------
 
     def spin_for(self, seconds: float) -> None:
-        import rclpy
 
         end = time.monotonic() + seconds
         while not self.stop_requested:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            rclpy.spin_once(self.node, timeout_sec=min(left, 0.05))
+            self.spinner.spin_once(min(left, 0.05))
 
     def wait_for_robots(self) -> list[str]:
         """Until every robot's observation reader and action writer are matched (DDS discovery).
@@ -163,7 +171,6 @@ class SimRunner:
         Matched endpoints (not just present in the ROS graph): an observation published
         before its reader is matched is lost, and lockstep would wait a timeout for it.
         """
-        import rclpy
 
         from robot_runtime import qos
 
@@ -177,7 +184,7 @@ class SimRunner:
                 missing = ["/swarm/rank writers"]
             if not missing or time.monotonic() > end:
                 return missing
-            rclpy.spin_once(self.node, timeout_sec=0.05)
+            self.spinner.spin_once(0.05)
         return []
 
     def publish_observations(self, observations: list, only: set[int] | None = None) -> None:
@@ -212,7 +219,6 @@ class SimRunner:
                 self.logger.info(f"{link.robot_id}: its action writer is gone, no longer waited for")
 
     def collect_lockstep(self, observations: list, record: bool = True) -> list[np.ndarray]:
-        import rclpy
 
         start = time.monotonic()
         deadline = start + self.action_timeout_s
@@ -227,7 +233,7 @@ class SimRunner:
                 # Robots read observations best effort: re-send to the silent ones (they ignore repeats).
                 resend += RESEND_S
                 self.publish_observations(observations, {self.robots.index(r) for r in waiting})
-            rclpy.spin_once(self.node, timeout_sec=min(0.02, max(0.0, deadline - now)))
+            self.spinner.spin_once(min(0.02, max(0.0, deadline - now)))
         if record:
             self.step_latency_ms.append((time.monotonic() - start) * 1e3)
         actions = []

@@ -319,3 +319,32 @@ def test_sim_accepts_the_launch_ros_arguments(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert '"episodes": 0' in out.stdout
+
+
+def test_deciding_robot_answers_parameter_requests(policy3, tmp_path):
+    """The robot waits on its decision topics alone (robot_runtime.spinner); `ros2 param` must still work."""
+    from rcl_interfaces.srv import GetParameters
+
+    fleet = Fleet(policy3, 2, domain_id(93), tmp_path)
+    try:
+        d = fleet.driver
+        client = d.node.create_client(GetParameters, "/robot_0/policy/get_parameters")
+        assert client.wait_for_service(timeout_sec=10.0), "no parameter service on robot_0"
+        answers = []
+        for _ in range(5):  # while the team decides, step by step
+            future = client.call_async(GetParameters.Request(names=["deadline_s", "lease_steps"]))
+            sent = time.monotonic()
+            fleet.steps(1, fleet.ids)
+            end = sent + 5.0
+            while not future.done() and time.monotonic() < end:
+                d.spin(0.01)
+            assert future.done(), "robot_0 did not answer a parameter request within 5 s"
+            answers.append((time.monotonic() - sent, future.result().values))
+        slowest = max(t for t, _ in answers)
+        print(f"\nparameter requests answered in {[round(t * 1e3) for t, _ in answers]} ms while deciding")
+        values = answers[-1][1]
+        assert (values[0].double_value, values[1].integer_value) == (DEADLINE_S, LEASE)
+        assert slowest < 1.0
+        d.node.destroy_client(client)
+    finally:
+        fleet.close()
