@@ -89,7 +89,7 @@ bench-train-coverage: setup
 # Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz, 3 runs of at least 2 minutes.
 bench-swarm: setup
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
-		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 \
+		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 --realtime-priorities 0,10 \
 		--json docs/results/swarm_latency.json
 
 clean:

@@ -11,7 +11,9 @@ step) and the evaluator draws the same ones, so the deployed team should replay
 each evaluated episode step for step: `episodes_identical` counts the episodes
 whose outcome (success and its step) agrees exactly. Then, optionally,
 real-time mode at --rate Hz with the largest N for --realtime-seconds, which must
-miss no deadline. Prints a table and writes JSON.
+miss no deadline: --realtime-runs runs under each of --realtime-priorities (0: the
+time-sharing scheduler, 1..99: every process under SCHED_FIFO, robot_runtime.sched).
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ def main() -> None:
                         help="repeat the real-time run: a rare stall of the machine costs a run its zero, "
                              "so one run says little about how often that happens")
     parser.add_argument("--realtime-only", action="store_true", help="skip the lockstep runs")
+    parser.add_argument("--realtime-priorities", type=lambda t: [int(p) for p in t.split(",")], default=[0],
+                        help="real-time runs under each: 0 the time-sharing scheduler, 1..99 SCHED_FIFO (e.g. 0,10)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -126,12 +130,14 @@ def main() -> None:
         steps = scenario_info(args.scenario, n).max_steps
         # Episodes end early on success: plan for half-length ones so the run lasts at least that long.
         episodes = math.ceil(args.realtime_seconds * args.rate / (0.5 * steps))
-        for run in range(args.realtime_runs):
+        for priority, run in ((p, r) for p in args.realtime_priorities for r in range(args.realtime_runs)):
             before = cpu_times()
             summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
-                                node_params={"deadline_s": args.realtime_deadline / args.rate})
+                                node_params={"deadline_s": args.realtime_deadline / args.rate},
+                                realtime_priority=priority)
             machine = cpu_share(before, cpu_times())
-            rows.append({**row(summary, n, f"realtime {args.rate:g} Hz"), **machine, "run": run,
+            mode = f"realtime {args.rate:g} Hz" + (f" FIFO {priority}" if priority else "")
+            rows.append({**row(summary, n, mode), **machine, "run": run, "scheduling": summary["scheduling"],
                          "decisions": summary["decision_latency_ms"].get("samples"),
                          "deadline_s": args.realtime_deadline / args.rate,
                          "control_period_s": load_manifest(args.policy).control_period_s,
@@ -139,12 +145,12 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
-    header = f"{'N':>3} {'mode':>16} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
+    header = f"{'N':>3} {'mode':>24} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
              f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5} {'gc max':>7} {'busy%':>6} {'steal%':>6}"
     print(header)
     for r in rows:
         evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
-        print(f"{r['robots']:>3} {r['mode']:>16} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
+        print(f"{r['robots']:>3} {r['mode']:>24} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f} "
               f"{r.get('episodes_identical', '-'):>5} {r['gc_max_pause_ms'] or 0:>7.2f} "

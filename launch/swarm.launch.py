@@ -29,6 +29,7 @@ ARGUMENTS = (
     ("rate", "10.0", "realtime mode: simulator steps per second"),
     ("episodes", "100", "episodes the simulator runs before the launch ends"),
     ("seed", "0", "seeds the simulator and the robots' rank scalars"),
+    ("realtime_priority", "0", "SCHED_FIFO priority (1..99) of every node where permitted; 0: time-sharing"),
 )
 
 
@@ -44,6 +45,7 @@ def _processes(context, *args, **kwargs):
         rate=float(arg("rate")),
         episodes=int(arg("episodes")),
         seed=int(arg("seed")),
+        realtime_priority=int(arg("realtime_priority")),
     )
     actions = []
     for spec in specs:

@@ -79,7 +79,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from sim.runner import main as sim_main
 
     return sim_main(args.scenario, args.robots, args.episodes, args.seed, args.mode, args.rate, args.json,
-                    args.action_timeout, args.startup_timeout, args.n_actions, ["--ros-args", *args.ros_args])
+                    args.action_timeout, args.startup_timeout, args.n_actions, ["--ros-args", *args.ros_args],
+                    realtime_priority=args.realtime_priority)
 
 
 def cmd_swarm(args: argparse.Namespace) -> int:
@@ -165,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--action-timeout", type=float, default=1.0, help="lockstep: seconds to wait for an action")
     sim.add_argument("--startup-timeout", type=float, default=30.0, help="seconds to wait for robots to appear")
     sim.add_argument("--json", default=None, help="write the summary here")
+    sim.add_argument("--realtime-priority", type=int, default=0,
+                     help="SCHED_FIFO priority 1..99 for the sim's threads, where permitted (default 0: off)")
     sim.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                      help="ROS arguments (launch_ros adds its own; must come last)")
     sim.set_defaults(func=cmd_sim)
@@ -180,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", default=None, help="write the merged summary here")
     sw.add_argument("--log-dir", default=None, help="process logs and per-process JSON (default: a temp dir)")
     sw.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
+    sw.add_argument("--realtime-priority", type=int, default=0,
+                    help="run the sim and every robot under SCHED_FIFO at this priority (1..99) where permitted "
+                         "(root, CAP_SYS_NICE or an rtprio limit); default 0: the time-sharing scheduler")
     sw.set_defaults(func=cmd_swarm)
 
     shm = sub.add_parser("clean-shm", help="remove Fast DDS shared-memory files that killed processes left in /dev/shm")

@@ -61,6 +61,7 @@ def swarm_processes(
     stats_dir: str | None = None,
     n_actions: int | None = None,
     node_params: dict[str, object] | None = None,
+    realtime_priority: int = 0,
 ) -> list[ProcessSpec]:
     """N robot nodes (robot_0..robot_{N-1}) plus the simulator, robots first.
 
@@ -68,6 +69,8 @@ def swarm_processes(
     of seed, robot id and step, so robots differ and `robot-runtime eval --seed`
     replays the same draws); None leaves robots unseeded.
     node_params: extra ROS parameters of every robot node (e.g. {"deadline_s": 0.1}).
+    realtime_priority: > 0 runs every process (robots and sim) under SCHED_FIFO at this
+    priority where the user may (robot_runtime.sched); 0 keeps the time-sharing default.
     """
     if num_robots < 1:
         raise ValueError(f"num_robots must be >= 1, got {num_robots}")
@@ -85,6 +88,8 @@ def swarm_processes(
         params["deadline_s"] = LOCKSTEP_DEADLINE_S
     if seed is not None:
         params["seed"] = int(seed)
+    if realtime_priority:
+        params["realtime_priority"] = int(realtime_priority)
     params.update(node_params or {})
     specs = []
     for robot_id in robot_ids(num_robots):
@@ -97,6 +102,8 @@ def swarm_processes(
                 "--seed", str(seed or 0), "--mode", mode, "--rate", str(rate)]
     if n_actions is not None:
         sim_args += ["--n-actions", str(n_actions)]
+    if realtime_priority:
+        sim_args += ["--realtime-priority", str(int(realtime_priority))]
     if sim_json:
         sim_args += ["--json", sim_json]
     specs.append(ProcessSpec(name="sim", namespace="/sim", node_name="sim", args=tuple(sim_args), role="sim"))

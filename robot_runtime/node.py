@@ -19,7 +19,8 @@ publish a LEAVING broadcast, then the node exits 0.
 ROS parameters (declared, with defaults): mode ("lockstep" | "free_running"),
 period_s (manifest's control period), deadline_s (0.8 of the period), lease_steps (3),
 expected_team (0 = unknown), seed (unset = unseeded), providers (unset = TensorRT,
-CUDA, CPU, as available), status_period_s (1.0), and ROS 2's QoS overrides of each
+CUDA, CPU, as available), status_period_s (1.0), realtime_priority (0 = the time-sharing
+default; 1..99 = SCHED_FIFO at that priority, robot_runtime.sched), and ROS 2's QoS overrides of each
 topic (`qos_overrides./swarm/rank.subscription.depth` ...; robot_runtime.qos).
 """
 
@@ -142,6 +143,8 @@ class RobotNode:
         self.lease_steps = int(p("lease_steps", 3).value)
         self.expected_team = int(p("expected_team", 0).value)
         self.status_period_s = float(p("status_period_s", 1.0).value)
+        self.realtime_priority = int(p("realtime_priority", 0).value)
+        self.scheduling = "SCHED_OTHER"
         seed = self.node.declare_parameter("seed", Parameter.Type.INTEGER).value  # None when unset: OS entropy
         if self.mode not in ("lockstep", "free_running"):
             raise ValueError(f"{robot_id}: parameter mode={self.mode!r}, expected 'lockstep' or 'free_running'")
@@ -472,6 +475,7 @@ class RobotNode:
             "policy_hash": self.policy_hash,
             "provider": self.policy.provider,
             "mode": self.mode,
+            "scheduling": self.scheduling,
             "decisions": self.decisions,
             "last_step": self.last_decided,
             "deadline_misses": self.deadline_misses,
@@ -493,6 +497,19 @@ class RobotNode:
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def apply_scheduling(self) -> None:
+        """SCHED_FIFO for every thread when realtime_priority > 0 (after start-up: DDS threads exist)."""
+        if self.realtime_priority <= 0:
+            return
+        from robot_runtime.sched import fifo_threads, scheduling_of
+
+        threads, problem = fifo_threads(self.realtime_priority)
+        self.scheduling = scheduling_of()
+        if problem:
+            self.logger.warning(f"{self.robot_id}: {problem}; running {self.scheduling}")
+        else:
+            self.logger.info(f"{self.robot_id}: {self.scheduling} on {threads} threads")
 
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stop_requested = True
@@ -581,6 +598,7 @@ def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: li
         signal.signal(signal.SIGTERM, robot.request_stop)
         robot.spinner.add_guard(wake_executor_on_signals(robot.node))
         freeze_startup_heap()
+        robot.apply_scheduling()  # last: the signal thread too
         robot.gc_meter.start()
         return robot.run(idle_wake_s=SIGNALLED_IDLE_WAKE_S)
     finally:

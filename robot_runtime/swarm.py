@@ -99,6 +99,7 @@ def run_swarm(
     robots: int, policy: str, scenario: str = "xor", episodes: int = 100, seed: int | None = 0,
     mode: str = "lockstep", rate: float = 10.0, json_path: str | None = None, log_dir: str | None = None,
     timeout_s: float | None = None, node_params: dict | None = None, env: dict[str, str] | None = None,
+    realtime_priority: int = 0,
 ) -> dict:
     from robot_runtime.manifest import load_manifest
 
@@ -109,7 +110,8 @@ def run_swarm(
     logs.mkdir(parents=True, exist_ok=True)
     sim_json = logs / "sim.json"
     specs = swarm_processes(robots, str(Path(policy).resolve()), scenario, mode, rate, episodes, seed,
-                            sim_json=str(sim_json), stats_dir=str(logs), n_actions=n_actions, node_params=node_params)
+                            sim_json=str(sim_json), stats_dir=str(logs), n_actions=n_actions, node_params=node_params,
+                            realtime_priority=realtime_priority)
     sup = Supervisor(specs, logs, env)
     previous = {s: signal.signal(s, sup.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.monotonic()
@@ -147,6 +149,8 @@ def run_swarm(
         "policy_hash": manifest.model_sha256[:16],
         "robots": robots,
         "mode": mode,
+        "realtime_priority": realtime_priority,
+        "scheduling": sorted({r.get("scheduling") for r in [sim, *per_robot.values()] if r.get("scheduling")}),
         "episodes": sim.get("episodes", 0),
         "episodes_requested": episodes,
         "completed": bool(sim.get("completed")),
@@ -190,8 +194,8 @@ def _worst(per_robot: dict, key: str) -> float | None:
 
 def main(args: Any) -> int:
     summary = run_swarm(args.robots, args.policy, args.scenario, args.episodes, args.seed, args.mode, args.rate,
-                        args.json, args.log_dir, args.timeout)
-    brief = {k: summary[k] for k in ("episodes", "success_rate", "decision_latency_ms", "deadline_misses",
+                        args.json, args.log_dir, args.timeout, realtime_priority=args.realtime_priority)
+    brief = {k: summary[k] for k in ("episodes", "success_rate", "decision_latency_ms", "deadline_misses", "scheduling",
                                       "broadcast_bytes", "robot_peak_rss_mb", "robot_startup_to_ready_s",
                                       "robot_startup_to_first_action_s",
                                       "exit_codes", "log_dir")}

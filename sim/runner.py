@@ -76,6 +76,7 @@ class SimRunner:
         self.next_tick: float | None = None  # realtime mode: when the current step ends
         self.overruns = 0  # realtime mode: steps that started a whole period late
         self.formation_steps = 0  # realtime mode: lockstep steps before the clock started
+        self.scheduling = "SCHED_OTHER"
         self._formed_in_row = 0
         self.formed = mode == "lockstep"
         self.gc_meter = GcPauseMeter()
@@ -354,6 +355,7 @@ class SimRunner:
             "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if self.mode == "realtime" else None,
             "formation_steps": self.formation_steps if self.mode == "realtime" else None,
+            "scheduling": self.scheduling,
             "gc": self.gc_meter.summary(),
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,
@@ -369,10 +371,23 @@ class SimRunner:
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stop_requested = True
 
+    def apply_scheduling(self, priority: int) -> None:
+        """SCHED_FIFO for every thread when priority > 0: the world's clock should not wait behind the robots."""
+        if priority <= 0:
+            return
+        from robot_runtime.sched import fifo_threads, scheduling_of
+
+        threads, problem = fifo_threads(priority)
+        self.scheduling = scheduling_of()
+        if problem:
+            self.logger.warning(f"{problem}; running {self.scheduling}")
+        else:
+            self.logger.info(f"{self.scheduling} on {threads} threads")
+
 
 def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: float, json_path: str | None,
          action_timeout_s: float = 1.0, startup_timeout_s: float = 30.0, n_actions: int | None = None,
-         ros_args: list[str] | None = None) -> int:
+         ros_args: list[str] | None = None, realtime_priority: int = 0) -> int:
     import rclpy
     import torch
     from rclpy.signals import SignalHandlerOptions
@@ -389,6 +404,7 @@ def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: 
         signal.signal(signal.SIGINT, sim.request_stop)
         signal.signal(signal.SIGTERM, sim.request_stop)
         freeze_startup_heap()
+        sim.apply_scheduling(realtime_priority)
         sim.gc_meter.start()
         summary = sim.run()
         text = json.dumps(summary, indent=2)

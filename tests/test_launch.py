@@ -96,12 +96,14 @@ def test_launch_file_builds_the_shared_process_list(monkeypatch):
     assert REQUIRED_ARGS <= set(declared)
     opaque = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
     assert len(opaque) == 1
+    assert declared["realtime_priority"] == "0"  # SCHED_FIFO only when asked for
     context = types.SimpleNamespace(launch_configurations={
-        **declared, "num_robots": "3", "policy": "/p/policy.onnx", "mode": "realtime", "rate": "20"})
+        **declared, "num_robots": "3", "policy": "/p/policy.onnx", "mode": "realtime", "rate": "20",
+        "realtime_priority": "10"})
     processes = opaque[0].kwargs["function"](context)
     assert declared["scenario"] == "coverage" and Path(declared["policy"]) == ROOT / "policies/coverage/policy.onnx"
     want = swarm_processes(3, "/p/policy.onnx", "coverage", "realtime", 20.0, int(declared["episodes"]),
-                           int(declared["seed"]))
+                           int(declared["seed"]), realtime_priority=10)
     assert all(type(p).__name__ == "Node" for p in processes)
     assert [p.kwargs["exec_name"] for p in processes] == [s.name for s in want]
     # One namespace per robot; the node is /robot_i/policy, its topics /robot_i/observation, /robot_i/action.
@@ -136,6 +138,12 @@ def test_swarm_processes_robots_then_sim():
     assert "deadline_s" not in swarm_processes(2, "p", mode="realtime")[0].parameters
     # Unseeded robots: no seed parameter at all (unset = OS entropy).
     assert not any("seed:=" in a for a in swarm_processes(2, "p", seed=None)[0].argv())
+    # Real-time scheduling: off unless asked for; then every robot and the sim.
+    assert not any("realtime" in a for s in specs for a in s.argv())
+    fifo = swarm_processes(2, "p", mode="realtime", realtime_priority=10)
+    assert [s.parameters.get("realtime_priority") for s in fifo[:2]] == [10, 10]
+    sim_argv = fifo[-1].argv()
+    assert sim_argv[sim_argv.index("--realtime-priority") + 1] == "10"
 
 
 @pytest.mark.parametrize("bad", [dict(num_robots=0), dict(mode="fast"), dict(rate=0.0)])

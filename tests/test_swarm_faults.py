@@ -348,3 +348,34 @@ def test_deciding_robot_answers_parameter_requests(policy3, tmp_path):
         d.node.destroy_client(client)
     finally:
         fleet.close()
+
+
+def fifo_permitted() -> bool:
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+def test_realtime_priority_puts_every_thread_of_the_robot_under_sched_fifo(policy3, tmp_path):
+    """Where the user may (root, CAP_SYS_NICE, rtprio limit): all threads, DDS's included; elsewhere
+    a warning that says what is missing, and the robot runs on under the default scheduler."""
+    fleet = Fleet(policy3, 2, domain_id(94), tmp_path, params=("realtime_priority:=10",))
+    try:
+        acts = fleet.steps(4, fleet.ids)
+        assert all(a.team_size == 2 for a in acts[-1].values()), team_sizes(acts[-1])
+        pid = fleet.procs["robot_0"].pid
+        policies = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                policies[tid] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+            except ProcessLookupError:
+                continue
+    finally:
+        fleet.close()
+    log = (tmp_path / "robot_0.0.log").read_text()
+    if fifo_permitted():
+        print(f"\nrobot_0: {len(policies)} threads, all SCHED_FIFO 10")
+        assert policies and set(policies.values()) == {(os.SCHED_FIFO, 10)}, policies
+        assert "SCHED_FIFO 10 on" in log
+    else:
+        assert set(p for p, _ in policies.values()) == {os.SCHED_OTHER}
+        assert "not permitted" in log and "rtprio" in log
