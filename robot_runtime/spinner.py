@@ -9,11 +9,12 @@ per step. Measured here (bursts of 7 broadcasts, 20 bursts/s, CPU per received m
 all threads of the receiving process): 0.72 ms with `rclpy.spin_once(node)`, 0.49 ms with a
 persistent SingleThreadedExecutor and no timeout, 0.22 ms with this wait set.
 
-The wait set is the one `rclpy.wait_for_message` uses (rclpy's C extension, `WaitSet`,
-unchanged since Humble). Where it is missing, or fails, everything goes through the executor
+The wait set is the one `rclpy.wait_for_message` uses (`WaitSet` of rclpy's C extension; that
+function has used it since it was added in 2022). Where it is missing, or fails, everything goes through the executor
 and the node still works, only dearer. Timers, parameter services, QoS events and any other
 subscription are served by `SingleThreadedExecutor.spin_once(timeout_sec=0)` every
-`others_period_s`: a `ros2 param get` or a 1 s status timer waits at most that long. Create
+`others_period_s`: a `ros2 param get` or a timer waits at most that long (one entity per call:
+keep timers that are due often out of such a node, or on its own loop's clock). Create
 the hot subscriptions in a `HotPathGroup`: the executor then leaves them alone, so that its
 pass serves the rest instead of taking one more broadcast.
 """
