@@ -45,7 +45,7 @@ policies: setup
 	mkdir -p policies/xor && cp runs/policies/xor/policy.onnx runs/policies/xor/policy.json policies/xor/
 
 # The shipped control-task policies: diamond, N = 4, one thread, fixed seed; see policies/*/RECIPE.md.
-# coverage ~22 min, spread (twice the iterations) ~55 min with other work on the second core.
+# coverage 22-30 min (bit for bit the shipped file), spread (twice the iterations) ~55 min with other work on the second core.
 ITERATIONS_coverage := 200
 EVAL_EVERY_coverage := 25
 ITERATIONS_spread := 400
