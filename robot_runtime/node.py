@@ -45,7 +45,8 @@ from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.membership import Broadcast, BroadcastRound, PeerTable
 from robot_runtime.policy import OnnxPolicy, PolicyInputError
 from robot_runtime.rank import ScalarSource, visible_peers
-from robot_runtime.spinner import DRAIN_MAX, HotPathGroup, HotPathSpinner
+from robot_runtime.sched import apply_fifo, scheduling_of
+from robot_runtime.spinner import HotPathSpinner
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,14 @@ def resident_mb() -> tuple[float, float]:
     return fields.get("VmRSS", float("nan")), peak
 
 
+def percentiles_ms(samples: Any, qs: tuple[float, ...]) -> list[float]:
+    """One copy of the window for all of them: SwarmStatus is built inside the decision loop."""
+    values = np.fromiter(samples, dtype=np.float64, count=len(samples))
+    return [float(v) for v in np.percentile(values, qs)] if values.size else [float("nan")] * len(qs)
+
+
 def percentile_ms(samples: Any, q: float) -> float:
-    values = np.asarray(list(samples), dtype=np.float64)
-    return float(np.percentile(values, q)) if values.size else float("nan")
+    return percentiles_ms(samples, (q,))[0]
 
 
 def gid_hex(info: dict | None) -> str:
@@ -144,7 +150,6 @@ class RobotNode:
         self.expected_team = int(p("expected_team", 0).value)
         self.status_period_s = float(p("status_period_s", 1.0).value)
         self.realtime_priority = int(p("realtime_priority", 0).value)
-        self.scheduling = "SCHED_OTHER"
         seed = self.node.declare_parameter("seed", Parameter.Type.INTEGER).value  # None when unset: OS entropy
         if self.mode not in ("lockstep", "free_running"):
             raise ValueError(f"{robot_id}: parameter mode={self.mode!r}, expected 'lockstep' or 'free_running'")
@@ -183,26 +188,24 @@ class RobotNode:
         self.gc_meter = GcPauseMeter()
 
         pub, sub = self.node.create_publisher, self.node.create_subscription
-        hot = HotPathGroup()  # the decision loop's subscriptions (robot_runtime.spinner)
+        # The decision loop's two subscriptions on a reused wait set (their callback group); parameter
+        # services and QoS events through the executor (robot_runtime.spinner).
+        self.spinner = HotPathSpinner(self.node)
+        hot = self.spinner.group
         try:
             self.pub_rank = pub(RankBroadcast, qos.RANK_TOPIC, **qos.overridable(qos.RANK_QOS))
             self.pub_action = pub(Action, qos.ACTION_TOPIC, **qos.overridable(qos.ACTION_QOS))
             self.pub_status = pub(SwarmStatus, qos.STATUS_TOPIC, **qos.overridable(qos.STATUS_QOS))
-            self.sub_rank = sub(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, callback_group=hot,
-                                **qos.overridable(qos.RANK_QOS))
-            self.sub_obs = sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation, callback_group=hot,
-                               **qos.overridable(qos.OBSERVATION_SUB_QOS))
+            # Two parameters: rclpy passes MessageInfo (the sender's GID).
+            sub(RankBroadcast, qos.RANK_TOPIC, self._on_broadcast, callback_group=hot, **qos.overridable(qos.RANK_QOS))
+            sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation, callback_group=hot,
+                **qos.overridable(qos.OBSERVATION_SUB_QOS))
         except (RuntimeError, InvalidQosOverridesError, InvalidParameterTypeException) as exc:
             raise ValueError(f"{robot_id}: bad QoS override parameter ({exc}); expected "
                              "qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>") from None
-        # The decision loop's two subscriptions on a reused wait set; parameter services and QoS
-        # events through the executor (robot_runtime.spinner). SwarmStatus is due by the loop's
-        # own clock, not a timer: an executor pass serves one ready entity, and a timer ready on
-        # every pass kept a `ros2 param get` waiting 3 passes (600 ms).
+        # SwarmStatus is due by the loop's own clock, not a timer: an executor pass serves one ready
+        # entity, and a timer ready on every pass kept a `ros2 param get` waiting 3 passes (600 ms).
         self.next_status = self._now() + self.status_period_s
-        self.spinner = HotPathSpinner(self.node, [(self.sub_rank, self._use_broadcast),
-                                                  (self.sub_obs, lambda msg, _info: self._on_observation(msg))],
-                                      group=hot)
 
         from rclpy.serialization import serialize_message
 
@@ -323,20 +326,7 @@ class RobotNode:
         self.own_stamps.append(msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec)
         self.pub_rank.publish(msg)
 
-    def _on_broadcast(self, msg: Any, info: dict) -> None:  # two parameters: rclpy passes MessageInfo
-        self._use_broadcast(msg, info)
-        # Through the executor (the spinner's fallback, or its periodic pass): it takes one sample
-        # per wait-set cycle, and a step's broadcasts come in a burst of N-1, so take the ones
-        # already queued in this wake-up.
-        handle = self.sub_rank.handle
-        for _ in range(DRAIN_MAX):
-            with handle:
-                taken = handle.take_message(self.sub_rank.msg_type, self.sub_rank.raw)
-            if taken is None:
-                return
-            self._use_broadcast(*taken)
-
-    def _use_broadcast(self, msg: Any, info: dict) -> None:
+    def _on_broadcast(self, msg: Any, info: dict) -> None:
         sender = gid_hex(info)
         leaving = bool(msg.flags & self._msgs["RankBroadcast"].FLAG_LEAVING)
         if msg.robot_id == self.robot_id:
@@ -449,6 +439,7 @@ class RobotNode:
         return counts
 
     def publish_status(self) -> None:
+        latency_p50, latency_p99 = percentiles_ms(self.latency_ms, (50, 99))
         counts = self.reject_counts()
         excluded = self.table.excluded
         self.pub_status.publish(self._msgs["SwarmStatus"](
@@ -457,8 +448,7 @@ class RobotNode:
             excluded_ids=list(excluded), excluded_reasons=list(excluded.values()),
             reject_reasons=list(counts), reject_counts=[int(v) for v in counts.values()],
             deadline_misses=self.deadline_misses,
-            decision_latency_p50_ms=percentile_ms(self.latency_ms, 50),
-            decision_latency_p99_ms=percentile_ms(self.latency_ms, 99),
+            decision_latency_p50_ms=latency_p50, decision_latency_p99_ms=latency_p99,
             round_time_p50_ms=percentile_ms(self.round_ms, 50),
             clock_drift_ms=percentile_ms(self.transit_ms, 50),
             execution_provider=self.policy.provider,
@@ -475,7 +465,7 @@ class RobotNode:
             "policy_hash": self.policy_hash,
             "provider": self.policy.provider,
             "mode": self.mode,
-            "scheduling": self.scheduling,
+            "scheduling": scheduling_of(),
             "decisions": self.decisions,
             "last_step": self.last_decided,
             "deadline_misses": self.deadline_misses,
@@ -498,40 +488,27 @@ class RobotNode:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def apply_scheduling(self) -> None:
-        """SCHED_FIFO for every thread when realtime_priority > 0 (after start-up: DDS threads exist)."""
-        if self.realtime_priority <= 0:
-            return
-        from robot_runtime.sched import fifo_threads, scheduling_of
-
-        threads, problem = fifo_threads(self.realtime_priority)
-        self.scheduling = scheduling_of()
-        if problem:
-            self.logger.warning(f"{self.robot_id}: {problem}; running {self.scheduling}")
-        else:
-            self.logger.info(f"{self.robot_id}: {self.scheduling} on {threads} threads")
-
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stop_requested = True
 
-    def run(self, idle_wake_s: float = 0.02) -> int:
-        """Decide until stopped. `idle_wake_s` bounds how long a stop request waits to be noticed
-        when nothing else wakes the executor (see wake_executor_on_signals)."""
+    def run(self) -> int:
+        """Decide until stopped (a signal ends the wait at once: wake_executor_on_signals)."""
         import rclpy
 
         while not self.stop_requested and rclpy.ok(context=self.node.context):
-            timeout = idle_wake_s
+            now = self._now()
+            timeout = min(SIGNALLED_IDLE_WAKE_S, self.next_status - now)
             if self.round is not None:
-                timeout = min(timeout, max(0.0, self.round.deadline - self._now()))
+                timeout = min(timeout, self.round.deadline - now)
             if self.mode == "free_running":
                 timeout = min(timeout, self._next_step_in_s())
-            timeout = min(timeout, max(0.0, self.next_status - self._now()))
-            self.spinner.spin_once(timeout)
+            self.spinner.spin_once(timeout)  # clamps at 0
             if self.mode == "free_running":
                 self._on_clock()
             self.poll()
-            if self._now() >= self.next_status:
-                self.next_status = max(self.next_status + self.status_period_s, self._now())
+            now = self._now()
+            if now >= self.next_status:
+                self.next_status = max(self.next_status + self.status_period_s, now)
                 self.publish_status()
         return self.leave()
 
@@ -563,26 +540,25 @@ class RobotNode:
         return 0
 
 
-def wake_executor_on_signals(node: Any) -> Any:
+def wake_executor_on_signals(node: Any, callback_group: Any = None) -> None:
     """Let a signal end the executor's wait at once (call from the main thread, after signal.signal).
 
     Python runs a signal handler only between bytecodes, and the executor waits in C, so a
     stop request would wait for the next wake-up; waking every 20 ms just to look cost about
     10% of each robot's CPU at 8 robots, 20 Hz. The interpreter writes a byte to its wakeup fd
     on every signal; a helper thread blocked on it triggers a guard condition, which is a
-    wait-set entity.
+    wait-set entity (of the spinner's wait set when created in `callback_group`, its group).
     """
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    guard = node.create_guard_condition(lambda: None)
+    guard = node.create_guard_condition(lambda: None, callback_group=callback_group)
 
     def pump() -> None:
         while os.read(read_fd, 64):
             guard.trigger()
 
     threading.Thread(target=pump, name="signal-wakeup", daemon=True).start()
-    return guard
 
 
 def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: list[str] | None = None) -> int:
@@ -596,11 +572,11 @@ def main(robot_id: str, policy: str, stats_json: str | None = None, ros_args: li
         robot = RobotNode(robot_id, policy, stats_json=stats_json)
         signal.signal(signal.SIGINT, robot.request_stop)
         signal.signal(signal.SIGTERM, robot.request_stop)
-        robot.spinner.add_guard(wake_executor_on_signals(robot.node))
+        wake_executor_on_signals(robot.node, robot.spinner.group)
         freeze_startup_heap()
-        robot.apply_scheduling()  # last: the signal thread too
+        apply_fifo(robot.realtime_priority, robot.logger, f"{robot_id}: ")  # last: the signal thread too
         robot.gc_meter.start()
-        return robot.run(idle_wake_s=SIGNALLED_IDLE_WAKE_S)
+        return robot.run()
     finally:
         if robot is not None:
             robot.node.destroy_node()

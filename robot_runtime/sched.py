@@ -18,6 +18,7 @@ and runs on as before.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def fifo_threads(priority: int) -> tuple[int, str]:
@@ -48,6 +49,18 @@ def fifo_threads(priority: int) -> tuple[int, str]:
         except OSError as exc:
             return done, f"SCHED_FIFO {priority} refused ({exc})"
     return done, ""
+
+
+def apply_fifo(priority: int, logger: Any, label: str = "") -> None:
+    """A node's `realtime_priority`: nothing at 0; else every thread to SCHED_FIFO, logged either way.
+    Call after start-up, once the DDS threads exist."""
+    if priority <= 0:
+        return
+    threads, problem = fifo_threads(priority)
+    if problem:
+        logger.warning(f"{label}{problem}; running {scheduling_of()}")
+    else:
+        logger.info(f"{label}{scheduling_of()} on {threads} threads")
 
 
 def scheduling_of(tid: int = 0) -> str:

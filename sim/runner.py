@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
-from robot_runtime.spinner import HotPathGroup, HotPathSpinner
+from robot_runtime.sched import apply_fifo, scheduling_of
+from robot_runtime.spinner import HotPathSpinner
 
 RESEND_S = 0.2  # lockstep: re-send a step's observation to robots silent for this long
 FORMATION_STABLE_STEPS = 5  # realtime: lockstep steps in a row with the whole team before the clock starts
@@ -76,7 +77,6 @@ class SimRunner:
         self.next_tick: float | None = None  # realtime mode: when the current step ends
         self.overruns = 0  # realtime mode: steps that started a whole period late
         self.formation_steps = 0  # realtime mode: lockstep steps before the clock started
-        self.scheduling = "SCHED_OTHER"
         self._formed_in_row = 0
         self.formed = mode == "lockstep"
         self.gc_meter = GcPauseMeter()
@@ -94,25 +94,21 @@ class SimRunner:
         self.robots = [RobotLink(robot_id, self.world.default_action()) for robot_id in robot_ids(robots)]
         self.obs_pubs = []
         self.action_subs = []
-        self.status_subs = []
-        hot = HotPathGroup()  # the actions: served by the spinner's wait set (robot_runtime.spinner)
+        # Every subscription on a reused wait set (robot_runtime.spinner): an executor pass serves
+        # one entity, too few for N status topics.
+        self.spinner = HotPathSpinner(self.node)
+        hot = self.spinner.group
         for i, link in enumerate(self.robots):
             self.obs_pubs.append(self.node.create_publisher(
                 Observation, f"/{link.robot_id}/{qos.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS, **quiet_pub))
             self.action_subs.append(self.node.create_subscription(
                 Action, f"/{link.robot_id}/{qos.ACTION_TOPIC}", lambda m, i=i: self._on_action(i, m), qos.ACTION_QOS,
                 callback_group=hot, **quiet_sub))
-            self.status_subs.append(self.node.create_subscription(
+            self.node.create_subscription(
                 SwarmStatus, f"/{link.robot_id}/{qos.STATUS_TOPIC}", lambda m, i=i: self._on_status(i, m),
-                qos.STATUS_QOS, callback_group=hot, **quiet_sub))
+                qos.STATUS_QOS, callback_group=hot, **quiet_sub)
         self.episode_pub = self.node.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS,
                                                       **quiet_pub)
-        # Every subscription on a reused wait set (robot_runtime.spinner): an executor pass serves
-        # one entity, too few for N status topics.
-        self.spinner = HotPathSpinner(self.node, [
-            *((sub, lambda m, _info, i=i: self._on_action(i, m)) for i, sub in enumerate(self.action_subs)),
-            *((sub, lambda m, _info, i=i: self._on_status(i, m)) for i, sub in enumerate(self.status_subs)),
-        ], group=hot)
 
         self.step = 0  # the number the current step's messages carry (training.scenarios.step_number)
         self.steps_run = 0
@@ -158,7 +154,6 @@ class SimRunner:
     # -- loop --------------------------------------------------------------------------------
 
     def spin_for(self, seconds: float) -> None:
-
         end = time.monotonic() + seconds
         while not self.stop_requested:
             left = end - time.monotonic()
@@ -172,7 +167,6 @@ class SimRunner:
         Matched endpoints (not just present in the ROS graph): an observation published
         before its reader is matched is lost, and lockstep would wait a timeout for it.
         """
-
         from robot_runtime import qos
 
         end = time.monotonic() + self.startup_timeout_s
@@ -220,7 +214,6 @@ class SimRunner:
                 self.logger.info(f"{link.robot_id}: its action writer is gone, no longer waited for")
 
     def collect_lockstep(self, observations: list, record: bool = True) -> list[np.ndarray]:
-
         start = time.monotonic()
         deadline = start + self.action_timeout_s
         resend = start + RESEND_S
@@ -355,7 +348,7 @@ class SimRunner:
             "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if self.mode == "realtime" else None,
             "formation_steps": self.formation_steps if self.mode == "realtime" else None,
-            "scheduling": self.scheduling,
+            "scheduling": scheduling_of(),
             "gc": self.gc_meter.summary(),
             "discovery_s": round(ready_s, 3),
             "undiscovered": missing,
@@ -370,19 +363,6 @@ class SimRunner:
 
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stop_requested = True
-
-    def apply_scheduling(self, priority: int) -> None:
-        """SCHED_FIFO for every thread when priority > 0: the world's clock should not wait behind the robots."""
-        if priority <= 0:
-            return
-        from robot_runtime.sched import fifo_threads, scheduling_of
-
-        threads, problem = fifo_threads(priority)
-        self.scheduling = scheduling_of()
-        if problem:
-            self.logger.warning(f"{problem}; running {self.scheduling}")
-        else:
-            self.logger.info(f"{self.scheduling} on {threads} threads")
 
 
 def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: float, json_path: str | None,
@@ -404,7 +384,7 @@ def main(scenario: str, robots: int, episodes: int, seed: int, mode: str, rate: 
         signal.signal(signal.SIGINT, sim.request_stop)
         signal.signal(signal.SIGTERM, sim.request_stop)
         freeze_startup_heap()
-        sim.apply_scheduling(realtime_priority)
+        apply_fifo(realtime_priority, sim.logger)  # the world's clock should not wait behind the robots
         sim.gc_meter.start()
         summary = sim.run()
         text = json.dumps(summary, indent=2)

@@ -32,10 +32,10 @@ def test_without_the_privilege_it_says_what_is_missing_and_changes_nothing():
     # A child without the right: root drops to nobody; everyone gives up any rtprio limit.
     child = textwrap.dedent("""
         import os, resource
+        from robot_runtime.sched import fifo_threads, scheduling_of  # before: nobody may not read the stdlib
         resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
         if os.getuid() == 0:
             os.setuid(65534)
-        from robot_runtime.sched import fifo_threads, scheduling_of
         threads, problem = fifo_threads(10)
         print(threads, scheduling_of(), problem, sep="|")
     """)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 
 import pytest
 
@@ -20,7 +21,7 @@ import rclpy  # noqa: E402
 from robot_runtime_msgs.msg import RankBroadcast  # noqa: E402
 
 from robot_runtime import qos  # noqa: E402
-from robot_runtime.spinner import HotPathGroup, HotPathSpinner  # noqa: E402
+from robot_runtime.spinner import HotPathSpinner  # noqa: E402
 
 
 @pytest.fixture
@@ -31,15 +32,30 @@ def context():
     rclpy.shutdown(context=ctx)
 
 
-def make_pair(context, use_wait_set: bool, others_period_s: float = 0.05):
-    node = rclpy.create_node("listener", context=context)
-    talker = rclpy.create_node("talker", context=context)
+@pytest.fixture
+def create_node(context):
+    made = []
+
+    def create(name: str):
+        made.append(rclpy.create_node(name, context=context))
+        return made[-1]
+
+    yield create
+    for node in made:  # destroyed here: a leftover reader of the last test would match this one's writer
+        node.destroy_node()
+
+
+def make_pair(create_node, use_wait_set: bool, others_period_s: float = 0.05):
+    node, talker = create_node("listener"), create_node("talker")
     got: list[tuple[int, str]] = []
-    group = HotPathGroup()
-    sub = node.create_subscription(RankBroadcast, qos.RANK_TOPIC, lambda m, i: got.append((m.step, "exec")),
-                                   qos.RANK_QOS, callback_group=group)
-    spinner = HotPathSpinner(node, [(sub, lambda m, info: got.append((m.step, "hot" if info else "?")))],
-                             group=group, others_period_s=others_period_s, use_wait_set=use_wait_set)
+    spinner = HotPathSpinner(node, others_period_s=others_period_s, use_wait_set=use_wait_set)
+
+    def on_broadcast(msg, info):  # who called: the spinner's drain of its wait set, or the executor
+        via_wait_set = any(frame.name == "_drain" for frame in traceback.extract_stack())
+        got.append((msg.step, "hot" if via_wait_set and info else "exec"))
+
+    node.create_subscription(RankBroadcast, qos.RANK_TOPIC, on_broadcast, qos.RANK_QOS,
+                             callback_group=spinner.group)
     pub = talker.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
     end = time.monotonic() + 10
     while pub.get_subscription_count() < 1 and time.monotonic() < end:
@@ -55,20 +71,21 @@ def spin_until(spinner, done, seconds: float = 5.0) -> None:
 
 
 @pytest.mark.parametrize("use_wait_set", [True, False], ids=["wait_set", "executor_fallback"])
-def test_every_message_reaches_a_handler_in_order(context, use_wait_set):
-    node, spinner, pub, got = make_pair(context, use_wait_set)
+def test_every_message_reaches_a_handler_in_order(create_node, use_wait_set):
+    node, spinner, pub, got = make_pair(create_node, use_wait_set)
     assert spinner.uses_wait_set is use_wait_set
     for step in range(20):  # a burst, as a step's broadcasts come
         pub.publish(RankBroadcast(robot_id="robot_1", step=step, policy_hash="x", token=[0.0]))
     spin_until(spinner, lambda: len(got) >= 20)
     assert [s for s, _ in got] == list(range(20))
-    # The wait set hands every message to the hot handler (with MessageInfo), and the executor's
-    # periodic pass leaves the group's subscription alone; without the wait set, the executor serves it.
+    # The wait set hands every message to the subscription's callback (with MessageInfo), and the
+    # executor's periodic pass leaves the group's subscription alone; without the wait set, the executor
+    # serves it.
     assert {p for _, p in got} == ({"hot"} if use_wait_set else {"exec"})
 
 
-def test_executor_still_serves_timers(context):
-    node, spinner, _pub, _got = make_pair(context, use_wait_set=True, others_period_s=0.05)
+def test_executor_still_serves_timers(create_node):
+    node, spinner, _pub, _got = make_pair(create_node, use_wait_set=True, others_period_s=0.05)
     ticks: list[float] = []
     node.create_timer(0.1, lambda: ticks.append(time.monotonic()))
     spin_until(spinner, lambda: len(ticks) >= 5, seconds=3.0)
@@ -77,11 +94,10 @@ def test_executor_still_serves_timers(context):
     assert max(gaps) < 0.1 + 2 * 0.05, gaps  # a timer is late by at most the executor pass period
 
 
-def test_guard_condition_ends_a_long_wait(context):
-    node, spinner, _pub, _got = make_pair(context, use_wait_set=True, others_period_s=30.0)
+def test_guard_condition_ends_a_long_wait(create_node):
+    node, spinner, _pub, _got = make_pair(create_node, use_wait_set=True, others_period_s=30.0)
     spinner.spin_once(0)  # the first call is the executor pass; the next waits on the wait set
-    guard = node.create_guard_condition(lambda: None)
-    spinner.add_guard(guard)
+    guard = node.create_guard_condition(lambda: None, callback_group=spinner.group)
     threading.Timer(0.2, guard.trigger).start()
     start = time.monotonic()
     spinner.spin_once(10.0)
