@@ -15,21 +15,28 @@ setup: $(DEPS_STAMP) $(ROS_STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Python deps: exact pins from requirements.txt as constraints, the project in editable mode.
-$(DEPS_STAMP): pyproject.toml requirements.txt | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt -e ".[train,dev]"
+PROJECTS := . robot_runtime_sim robot_runtime_train
+# Python deps: exact pins from requirements.txt as constraints; the robot package, the simulator and
+# training as editable installs (three distributions: a robot installs only the first), and their
+# ROS package files (share/, lib/robot_runtime/) linked into the venv prefix.
+$(DEPS_STAMP): $(addsuffix /pyproject.toml,$(PROJECTS)) requirements.txt scripts/install_ament_files.py | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.txt -e ".[dev]" \
+		-e ./robot_runtime_sim -e ./robot_runtime_train
+	$(PY) scripts/install_ament_files.py $(VENV) . robot_runtime_sim
 	touch $@
 
 # ROS 2 Kilted wheels + msgs/ built into the venv (the script keeps its own stamp).
 $(ROS_STAMP): $(DEPS_STAMP) requirements-ros.txt scripts/setup_ros.sh $(wildcard msgs/* msgs/msg/*)
 	bash scripts/setup_ros.sh $(VENV)
 
+LINTED := robot_runtime robot_runtime_sim robot_runtime_train tests launch benchmarks scripts
+
 test: setup
-	$(VENV)/bin/ruff check robot_runtime training sim tests launch benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check robot_runtime training sim tests launch benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
 
 # The main job: the bundled policy, sim-in-the-loop: the VMAS world node plus one ROS 2 node
 # per robot, separate processes over Fast DDS on this host.
@@ -72,10 +79,10 @@ eval-coverage: setup
 		--json docs/results/coverage_onnx_vs_torch.json
 
 results-xor: setup
-	$(PY) -m training.results_xor --out docs/results
+	$(PY) -m robot_runtime_train.results.xor --out docs/results
 
 results-control: setup
-	$(PY) -m training.results_control --out docs/results
+	$(PY) -m robot_runtime_train.results.control --out docs/results
 
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json

@@ -27,12 +27,13 @@ import statistics
 
 from report import emit
 
-from robot_runtime.cli import _team_sizes
-from robot_runtime.swarm import run_swarm
+from robot_runtime.metrics import cpu_share, cpu_times
+from robot_runtime_sim.swarm import run_swarm
+from robot_runtime_train.cli import team_sizes
 
 
 def row(summary: dict, n: int, mode: str) -> dict:
-    per_robot = [r for r in summary["per_robot"].values() if "round_time_ms_p50" in r]
+    per_robot = [r for r in summary["per_robot"].values() if (r.get("round_time_ms") or {}).get("p50") is not None]
     latency = summary["decision_latency_ms"]
     return {
         "robots": n,
@@ -41,7 +42,7 @@ def row(summary: dict, n: int, mode: str) -> dict:
         "success_rate": summary["success_rate"],
         "decision_latency_p50_ms": latency.get("p50"),
         "decision_latency_p99_ms": latency.get("p99"),
-        "round_time_p50_ms": statistics.median(r["round_time_ms_p50"] for r in per_robot) if per_robot else None,
+        "round_time_p50_ms": statistics.median(r["round_time_ms"]["p50"] for r in per_robot) if per_robot else None,
         "deadline_misses": summary["deadline_misses"],
         "steps_per_s": summary["steps_per_s"],
         "sim_overruns": (summary.get("sim") or {}).get("realtime_overruns"),  # real-time steps a period late
@@ -55,26 +56,6 @@ def row(summary: dict, n: int, mode: str) -> dict:
     }
 
 
-def cpu_times() -> list[int]:
-    """This machine's CPU time counters (jiffies: user nice system idle iowait irq softirq steal), Linux."""
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return []
-
-
-def cpu_share(before: list[int], after: list[int]) -> dict:
-    """Busy and steal (time the hypervisor gave to others) as % of all CPU time between two readings:
-    a VM's steal is interference no process here controls, and it is reported next to the misses."""
-    if len(before) != 8 or len(after) != 8:
-        return {"cpu_busy_pct": None, "cpu_steal_pct": None}
-    d = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(d) or 1
-    return {"cpu_busy_pct": round(100 * (total - d[3] - d[4]) / total, 1),
-            "cpu_steal_pct": round(100 * d[7] / total, 2)}
-
-
 def _missed_rounds(summary: dict) -> list[dict]:
     """Every robot's missed rounds, with the peers it waited for and how late they came (ms)."""
     return sorted(({"observer": name, **m} for name, r in summary["per_robot"].items()
@@ -85,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True)
     parser.add_argument("--scenario", default="coverage")
-    parser.add_argument("--robots", type=_team_sizes, default=_team_sizes("2-8"))
+    parser.add_argument("--robots", type=team_sizes, default=team_sizes("2-8"))
     parser.add_argument("--episodes", type=int, default=30, help="lockstep episodes per team size")
     parser.add_argument("--episodes-trained-n", type=int, default=100,
                         help="lockstep episodes at the team size the policy was trained with")
@@ -95,7 +76,7 @@ def main() -> None:
                         help="at least this long (0: skip the real-time run)")
     parser.add_argument("--realtime-deadline", type=float, default=0.8,
                         help="robots' broadcast deadline in the real-time run, as a fraction of the period (the "
-                             "node's default, robot_runtime.node.DEADLINE_FRACTION)")
+                             "node's default, robot_runtime.params.DEADLINE_FRACTION)")
     parser.add_argument("--realtime-runs", type=int, default=1,
                         help="repeat the real-time run: a rare stall of the machine costs a run its zero, "
                              "so one run says little about how often that happens")
@@ -106,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from robot_runtime.manifest import load_manifest
-    from training.evaluate import evaluate
+    from robot_runtime_train.evaluate import evaluate
 
     trained_n = load_manifest(args.policy).trained_n_agents
     rows = []
@@ -124,7 +105,7 @@ def main() -> None:
                      "episodes_identical": same})
         print(json.dumps(rows[-1]), flush=True)
     if args.realtime_seconds > 0:
-        from training.scenarios import scenario_info
+        from robot_runtime_sim.scenarios import scenario_info
 
         n = max(args.robots)
         steps = scenario_info(args.scenario, n).max_steps

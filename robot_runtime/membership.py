@@ -9,7 +9,7 @@ registry). `PeerTable` turns the stream of broadcasts into a membership:
   crashed or partitioned robot). Counted in decided steps, not step numbers:
   step numbers may jump (a new simulated episode, a stalled robot) without
   any peer having missed a step;
-* a broadcast that is malformed, carries another policy hash, lies too far in
+* a broadcast that is malformed (an invalid robot id included), carries another policy hash, lies too far in
   the future or past, or claims a robot id that another live sender already
   holds is not used. Each is counted by reason and warned about once per
   (reason, robot id), so a misconfigured robot cannot flood the log.
@@ -23,19 +23,16 @@ Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
-import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_runtime.metrics import WarnOnce
+from robot_runtime.protocol import natural_key, robot_id_problem
 from robot_runtime.rank import rank_position
-
-log = logging.getLogger(__name__)
 
 # Why a broadcast was not used. Stable strings: they appear in SwarmStatus.reject_reasons.
 MALFORMED = "malformed"  # empty id, scalar outside [0, 1) or not finite, wrong token size, NaN token
@@ -83,12 +80,6 @@ class Verdict:
     reason: str = ""  # why not, one of REJECT_REASONS; "" also for a consumed LEAVING
 
 
-@functools.lru_cache(maxsize=1024)  # a team has few ids, and every broadcast sorts them
-def natural_key(robot_id: str) -> tuple:
-    """robot_2 < robot_10: peers are ordered as the simulator orders agents (by index)."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", robot_id))
-
-
 @dataclass
 class _Peer:
     sender: str
@@ -112,6 +103,7 @@ class PeerTable:
         lease: int = 3,
         future_window: int = 2,
         warn: Callable[[str], None] | None = None,
+        max_events: int = 1000,
     ) -> None:
         if lease < 1:
             raise ValueError(f"{own_id}: lease must be >= 1 step, got {lease}")
@@ -123,14 +115,14 @@ class PeerTable:
         # faster peer may already broadcast step k+1 while we still wait in step k.
         self.future_window = future_window
         self.max_pending_steps = 2 * future_window + 2
-        self._warn = warn or log.warning
+        self._warn_once = WarnOnce(warn or (lambda text: None))
         self._peers: dict[str, _Peer] = {}
         self._left_at: dict[str, int] = {}  # id -> step it left at; older broadcasts cannot rejoin it
         self._pending: dict[int, dict[str, Broadcast]] = {}  # step -> id -> broadcast
-        self._warned: set[tuple[str, str]] = set()
         self.reject_counts: Counter[str] = Counter()
         self.excluded: dict[str, str] = {}  # id -> why it is kept out of the team (for SwarmStatus)
-        self.events: list[MembershipEvent] = []
+        self.events: deque[MembershipEvent] = deque(maxlen=max_events)  # the latest ones
+        self.events_total = 0
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -157,7 +149,7 @@ class PeerTable:
         """
         problem = self._malformed(b)
         if problem:
-            return self._reject(MALFORMED, b.robot_id or "<empty id>", problem)
+            return self._reject(MALFORMED, repr(b.robot_id[:64]) if b.robot_id else "<empty id>", problem)
         if b.policy_hash != self.policy_hash:
             return self._reject(
                 WRONG_POLICY, b.robot_id, f"policy hash {b.policy_hash!r}, this team runs {self.policy_hash!r}"
@@ -179,7 +171,7 @@ class PeerTable:
             if peer is not None:
                 del self._peers[b.robot_id]
                 self._left_at[b.robot_id] = b.step
-                self.events.append(MembershipEvent(LEAVE, b.robot_id, b.step))
+                self._event(MembershipEvent(LEAVE, b.robot_id, b.step))
                 for per_step in self._pending.values():
                     per_step.pop(b.robot_id, None)
             return Verdict(False, "")
@@ -195,7 +187,7 @@ class PeerTable:
             peer = self._peers[b.robot_id] = _Peer(sender=b.sender, last_step=b.step, joined_step=b.step)
             self._left_at.pop(b.robot_id, None)
             self.excluded.pop(b.robot_id, None)
-            self.events.append(MembershipEvent(JOIN, b.robot_id, b.step))
+            self._event(MembershipEvent(JOIN, b.robot_id, b.step))
         # Even a late broadcast proves the peer is alive.
         peer.last_step = max(peer.last_step, b.step)
         peer.silent_rounds = 0
@@ -218,16 +210,26 @@ class PeerTable:
                 del self._peers[robot_id]
                 event = MembershipEvent(EXPIRE, robot_id, step)
                 expired.append(event)
-                self.events.append(event)
+                self._event(event)
         for old in [s for s in self._pending if s <= step]:
             del self._pending[old]
         return expired
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def new_events(self, seen: int) -> list[MembershipEvent]:
+        """Events after the first `seen` of all time (those still kept)."""
+        fresh = self.events_total - seen
+        return list(self.events)[-fresh:] if fresh > 0 else []
+
+    def _event(self, event: MembershipEvent) -> None:
+        self.events.append(event)
+        self.events_total += 1
+
     def _malformed(self, b: Broadcast) -> str:
-        if not b.robot_id:
-            return "empty robot_id"
+        problem = robot_id_problem(b.robot_id)
+        if problem:
+            return problem
         if b.leaving:
             return ""  # a LEAVING broadcast needs no valid scalar or token
         if not (math.isfinite(b.scalar) and 0.0 <= b.scalar < 1.0):
@@ -245,9 +247,7 @@ class PeerTable:
             # Kept out of the team as a whole. (A duplicate id is not listed: the id's
             # first holder stays a member; the counter and the warning name the clash.)
             self.excluded[robot_id] = reason
-        if (reason, robot_id) not in self._warned:
-            self._warned.add((reason, robot_id))
-            self._warn(f"{self.own_id}: ignoring broadcasts of {robot_id} ({reason}: {detail}); warning once")
+        self._warn_once(f"{reason}:{robot_id}", f"ignoring broadcasts of {robot_id} ({reason}: {detail})")
         return Verdict(False, reason)
 
 

@@ -10,15 +10,12 @@ every input before it reaches the graph: a wrong shape or a NaN is a
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from robot_runtime import manifest as mf
 from robot_runtime.manifest import Manifest, ManifestError
-
-log = logging.getLogger(__name__)
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -67,34 +64,13 @@ class OnnxPolicy:
             for key in ("scenario", "method", "inputs", "layout", "action"):
                 if getattr(embedded, key) != getattr(self.manifest, key):
                     raise ManifestError(f"{self.path}: embedded manifest {key!r} differs from the sidecar")
-        log.info("policy %s (%s/%s) runs on %s",
-                 self.path.name, self.manifest.scenario, self.manifest.method, self.provider)
 
     @property
     def token_based(self) -> bool:
         return mf.IN_PEER_VISIBLE in self.manifest.inputs
 
     def observation(self, self_features: object, task_features: object, task_count: int) -> tuple[np.ndarray, ...]:
-        """One robot's observation as it arrives (task features flat, plus their count) ->
-        (self [Fs], tasks [T, Ft]), under the rules act_tokens applies. A robot checks
-        before it broadcasts, so that it never commits to a step it cannot act in."""
-        fs, _, ft = self.manifest.layout.sizes
-        self_f = np.asarray(self_features, dtype=np.float32)
-        tasks = np.asarray(task_features, dtype=np.float32)
-        if self_f.shape != (fs,):
-            raise PolicyInputError(f"{mf.IN_SELF}: {self_f.size} floats, the policy needs {fs}", "self_features_size")
-        if tasks.size != task_count * ft:
-            raise PolicyInputError(f"{mf.IN_TASKS}: {tasks.size} floats, task_count {task_count} x {ft} features "
-                                   f"needs {task_count * ft}", "task_features_size")
-        self._check_task_count(task_count)
-        if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
-            raise PolicyInputError(f"{mf.IN_SELF} or {mf.IN_TASKS}: NaN or infinite values", "not_finite")
-        return self_f, tasks.reshape(task_count, ft)
-
-    def _check_task_count(self, count: int) -> None:
-        if self.manifest.n_tasks >= 0 and count != self.manifest.n_tasks:
-            raise PolicyInputError(f"{mf.IN_TASKS}: expected {self.manifest.n_tasks} task tokens, got {count}",
-                                   "task_count")
+        return parse_observation(self.manifest, self_features, task_features, task_count)
 
     def act_tokens(
         self, self_features: np.ndarray, peer_tokens: np.ndarray, peer_visible: np.ndarray, task_tokens: np.ndarray
@@ -106,7 +82,7 @@ class OnnxPolicy:
         _check(mf.IN_PEERS, peer_tokens, (batch, -1, fp))
         _check(mf.IN_PEER_VISIBLE, peer_visible, (batch, peer_tokens.shape[1]), finite=False)
         _check(mf.IN_TASKS, task_tokens, (batch, -1, ft))
-        self._check_task_count(task_tokens.shape[1])
+        _check_task_count(self.manifest, task_tokens.shape[1])
         try:
             self.manifest.check_team_size(peer_tokens.shape[1] + 1)
         except ManifestError as exc:
@@ -141,6 +117,30 @@ class OnnxPolicy:
                 raise PolicyInputError(f"{mf.IN_AGENT_INDEX}: this policy needs each agent's index")
             feeds[mf.IN_AGENT_INDEX] = agent_index.astype(np.int64, copy=False)
         return self.session.run([mf.OUT_ACTION], feeds)[0]
+
+
+def parse_observation(manifest: Manifest, self_features: object, task_features: object,
+                      task_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """One robot's observation as it arrives (task features flat, plus their count) -> (self [Fs],
+    tasks [T, Ft]), under the rules act_tokens applies. A robot checks before it broadcasts, so that
+    it never commits to a step it cannot act in."""
+    fs, _, ft = manifest.layout.sizes
+    self_f = np.asarray(self_features, dtype=np.float32)
+    tasks = np.asarray(task_features, dtype=np.float32)
+    if self_f.shape != (fs,):
+        raise PolicyInputError(f"{mf.IN_SELF}: {self_f.size} floats, the policy needs {fs}", "self_features_size")
+    if tasks.size != task_count * ft:
+        raise PolicyInputError(f"{mf.IN_TASKS}: {tasks.size} floats, task_count {task_count} x {ft} features "
+                               f"needs {task_count * ft}", "task_features_size")
+    _check_task_count(manifest, task_count)
+    if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
+        raise PolicyInputError(f"{mf.IN_SELF} or {mf.IN_TASKS}: NaN or infinite values", "not_finite")
+    return self_f, tasks.reshape(task_count, ft)
+
+
+def _check_task_count(manifest: Manifest, count: int) -> None:
+    if manifest.n_tasks >= 0 and count != manifest.n_tasks:
+        raise PolicyInputError(f"{mf.IN_TASKS}: expected {manifest.n_tasks} task tokens, got {count}", "task_count")
 
 
 def _check(name: str, array: np.ndarray, shape: tuple[int, ...], finite: bool = True) -> None:

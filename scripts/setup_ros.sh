@@ -86,12 +86,18 @@ export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VENV\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 EOF
+# `source VENV/bin/activate` sets the ROS environment too: `ros2 launch robot_runtime ...` looks the
+# package up in AMENT_PREFIX_PATH.
+grep -q 'ros_env.sh' "$VENV/bin/activate" || printf '\n# robot_runtime: the venv is a ROS 2 prefix\n. "$VIRTUAL_ENV/bin/ros_env.sh"\n' >>"$VENV/bin/activate"
 
 # Smoke test in a clean environment: import, construct, and serialize (loads the C typesupport).
 clean_py -c '
 from rclpy.serialization import serialize_message
 from robot_runtime_msgs.msg import RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport
-for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport):
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import TransitionEvent
+from rosgraph_msgs.msg import Clock
+for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, DiagnosticArray, TransitionEvent, Clock):
     serialize_message(t())
 ' || die "smoke test failed: robot_runtime_msgs does not import/serialize"
 

@@ -1,0 +1,389 @@
+"""One robot's per-step decision: pure logic, no rclpy, the clock passed in.
+
+Per decision step k:
+
+1. the step comes from an Observation for step k (step source `observation`: the simulator
+   or a driver sends one per step) or from the clock entering step k = floor(t / period_s)
+   (step source `clock`: the latest observation is used);
+2. the robot draws its scalar (rank.ScalarSource) and broadcasts ONE Broadcast with its
+   token (self_features[own_token_from_self]);
+3. it collects the peers' broadcasts for step k until every live member has reported or
+   deadline_s has passed (membership.BroadcastRound);
+4. it builds the mask with rank.visible_peers, runs the policy and acts.
+
+The rules, each with the case it exists for:
+
+* repeat: an observation for the step being collected is ignored; one for the step just
+  decided makes the robot act again (its action may have been lost), nothing else;
+* stale: an observation older than the last decided or open step is rejected (`stale_step`);
+* abandon: a new step that arrives while a round is open closes that round undecided and
+  counts a deadline miss (its action would be stale);
+* forming: in its first `lease_steps` decisions after activation, while it knows fewer peers
+  than `expected_team` - 1, a robot waits for that many reports (or the deadline), so that
+  peers whose first broadcasts are slow to arrive are not left out of the first masks;
+* lease: a peer silent for `lease_steps` decided steps leaves the team (membership.PeerTable);
+* team cap: beyond the policy's n_agents_max, the surplus peers are ignored;
+* the action: discrete policies send the argmax index, continuous ones the mean clipped to the
+  manifest's bounds; a non-finite policy output is never sent (a zero command instead).
+
+`activate` joins the team (a fresh peer table), `deactivate` broadcasts LEAVING and sends a
+zero command; an inactive core acts on nothing. Outputs leave through `Outputs`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from robot_runtime.manifest import Manifest
+from robot_runtime.membership import Broadcast, BroadcastRound, MembershipEvent, PeerTable
+from robot_runtime.metrics import WarnOnce, Window
+from robot_runtime.params import CLOCK, DEADLINE_FRACTION, OBSERVATION, STEP_SOURCES
+from robot_runtime.policy import PolicyInputError
+from robot_runtime.protocol import natural_key
+from robot_runtime.rank import ScalarSource, visible_peers
+
+# Step sources: OBSERVATION, one decision per observation (a lockstep or fixed-rate simulator, a
+# driver); CLOCK, one decision per control period of the clock, on the latest observation.
+
+# Why an observation was not used (besides OnnxPolicy.observation's reasons). Stable strings.
+STALE_STEP = "stale_step"
+STALE_OBSERVATION = "stale_observation"  # clock source: the latest observation is older than a lease
+INFERENCE_NOT_FINITE = "inference_not_finite"  # the policy's output had a NaN or infinity
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    robot_id: str
+    step_source: str = OBSERVATION
+    period_s: float = 0.1
+    deadline_s: float = DEADLINE_FRACTION * 0.1
+    lease_steps: int = 3
+    expected_team: int = 0  # 0: unknown
+
+    def __post_init__(self) -> None:
+        if self.step_source not in STEP_SOURCES:
+            raise ValueError(f"{self.robot_id}: step_source {self.step_source!r}, expected one of {STEP_SOURCES}")
+        if self.period_s <= 0 or self.deadline_s <= 0:
+            raise ValueError(f"{self.robot_id}: need period_s > 0 and deadline_s > 0")
+        if self.lease_steps < 1:
+            raise ValueError(f"{self.robot_id}: lease_steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class ObservationIn:
+    """An Observation without ROS types, as it arrives (task features flat)."""
+
+    step: int
+    self_features: Sequence[float]
+    task_features: Sequence[float]
+    task_count: int
+
+
+@dataclass(frozen=True)
+class ActionOut:
+    step: int
+    values: tuple[float, ...]
+    rank: int  # 1 = highest scalar among the peers that reported; 0 for a zero command
+    peers_seen: int
+    team_size: int  # live members including this robot
+
+
+class Policy(Protocol):
+    """What the core needs of robot_runtime.policy.OnnxPolicy."""
+
+    manifest: Manifest
+
+    def observation(self, self_features: object, task_features: object, task_count: int) -> tuple: ...
+
+    def run_tokens(self, self_features: np.ndarray, peer_tokens: np.ndarray, peer_visible: np.ndarray,
+                   task_tokens: np.ndarray) -> np.ndarray: ...
+
+
+class Outputs(Protocol):
+    def broadcast(self, b: Broadcast) -> None: ...
+
+    def act(self, action: ActionOut) -> None: ...
+
+
+@dataclass(frozen=True)
+class MissedRound:
+    step: int
+    missing: tuple[str, ...]  # members we waited for and did not hear
+    time: float  # when it closed (the core's clock)
+    abandoned: bool  # closed by the next step rather than by the deadline
+
+
+class DecisionStats:
+    """What a robot measures of its own decisions (bounded windows)."""
+
+    WINDOW = 20000
+
+    def __init__(self) -> None:
+        self.decisions = 0
+        self.deadline_misses = 0
+        self.latency_ms = Window(self.WINDOW)  # observation in -> action out
+        self.inference_ms = Window(self.WINDOW)
+        self.round_ms = Window(self.WINDOW)  # round opened -> closed
+        self.missed_rounds: deque[MissedRound] = deque(maxlen=100)
+        self.late_ms: dict[int, dict[str, float]] = {}  # missed step -> peer -> ms after our deadline
+        self.first_decision_at: float | None = None
+
+
+class DecisionCore:
+    def __init__(self, config: DecisionConfig, policy: Policy, outputs: Outputs, draws: ScalarSource,
+                 warn: Callable[[str], None], info: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        """`clock`: a live monotonic clock (the adapter's) to time inference and publishing; without
+        one (unit tests) the `now` of the input stands for every reading."""
+        m = policy.manifest
+        self.config = config
+        self.policy = policy
+        self.manifest = m
+        self.outputs = outputs
+        self.draws = draws
+        self.policy_hash = m.model_sha256[:16]
+        self.token_size = m.layout.sizes[1]
+        self.own_index = np.asarray(m.own_token_from_self, dtype=np.int64)
+        self.dropout_p = float(m.extra.get("dropout_p", 0.0))
+        self._zero = (0.0,) if m.action.kind == "discrete" else (0.0,) * m.action.size
+        self.warn_once = WarnOnce(warn)
+        self._warn = warn
+        self._info = info or (lambda text: None)
+        self._clock = clock
+        self.stats = DecisionStats()
+        self.obs_rejects: Counter[str] = Counter()
+        self.table = self._new_table()
+        self.events: deque[tuple[float, MembershipEvent]] = deque(maxlen=1000)  # (time, event)
+        self._events_seen = 0
+        self.active = False
+        self.decisions_since_activation = 0
+        self.round: BroadcastRound | None = None
+        self.round_obs: tuple[np.ndarray, np.ndarray, float] | None = None  # self, tasks, received at
+        self.last_decided = -1
+        self.last_broadcast_step = -1
+        self.latest_obs: tuple[np.ndarray, np.ndarray, float] | None = None  # clock source
+        self.last_action: ActionOut | None = None
+
+    # -- configuration and lifecycle ---------------------------------------------------------------
+
+    def reconfigure(self, **changes: object) -> None:
+        """Change deadline_s, lease_steps or expected_team while running (from the next round on)."""
+        self.config = replace(self.config, **changes)
+        self.table.lease = self.config.lease_steps
+
+    def _new_table(self) -> PeerTable:
+        return PeerTable(self.config.robot_id, self.policy_hash, self.token_size, lease=self.config.lease_steps,
+                         warn=self._warn)
+
+    def activate(self, now: float) -> None:
+        """Join the team: a fresh view of it, built from the broadcasts that arrive from now on."""
+        if self.active:
+            return
+        self.table = self._new_table()
+        self._events_seen = 0
+        self.active = True
+        self.decisions_since_activation = 0
+        self.latest_obs = None
+
+    def deactivate(self, now: float) -> Broadcast | None:
+        """Leave the team: the open round is dropped (not a miss), LEAVING is broadcast and a zero
+        command sent. Returns the LEAVING broadcast (the adapter may repeat it), None if inactive."""
+        if not self.active:
+            return None
+        self.active = False
+        self.round, self.round_obs = None, None
+        leaving = Broadcast(robot_id=self.config.robot_id, step=max(self.last_broadcast_step, self.last_decided, 0),
+                            scalar=0.0, policy_hash=self.policy_hash, token=np.zeros(0, np.float32), leaving=True)
+        self.outputs.broadcast(leaving)
+        self.outputs.act(self.zero_command())
+        return leaving
+
+    def zero_command(self) -> ActionOut:
+        """Hold still: index 0 for discrete policies (the simulator's default action), zeros otherwise."""
+        return ActionOut(step=max(self.last_decided, 0), values=self._zero, rank=0, peers_seen=0,
+                         team_size=len(self.table.members) + 1)
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def on_observation(self, obs: ObservationIn, now: float) -> None:
+        if not self.active:
+            return
+        try:
+            self_f, tasks = self.policy.observation(obs.self_features, obs.task_features, obs.task_count)
+        except PolicyInputError as exc:
+            self.reject_observation(exc.reason, str(exc))
+            return
+        if self.config.step_source == CLOCK:
+            self.latest_obs = (self_f, tasks, now)
+            return
+        step = obs.step
+        if self.round is not None and step == self.round.step:
+            return  # a repeat: already collecting this step
+        if step == self.last_decided:
+            if self.last_action is not None:
+                self.outputs.act(self.last_action)  # our action may have been lost: answer again
+            return
+        if step < self.last_decided or (self.round is not None and step < self.round.step):
+            self.reject_observation(STALE_STEP, f"step {step} is older than step {max(self.last_decided, 0)}")
+            return
+        self._open_round(step, self_f, tasks, now, received=now)
+
+    def on_clock(self, step: int, now: float) -> None:
+        """Clock source: the clock is in step `step` now."""
+        if not self.active or self.config.step_source != CLOCK or self.latest_obs is None:
+            return
+        if step <= self.last_decided or (self.round is not None and step <= self.round.step):
+            return
+        self_f, tasks, received = self.latest_obs
+        if received < now - self.config.lease_steps * self.config.period_s:
+            self.reject_observation(STALE_OBSERVATION, "no observation for a lease: not acting on stale data")
+            self.latest_obs = None
+            return
+        self._open_round(step, self_f, tasks, now, received=now)
+
+    def on_broadcast(self, b: Broadcast, now: float) -> None:
+        """A peer's broadcast (never this robot's own echo)."""
+        if not self.active:
+            return
+        rnd = self.round
+        floor = rnd.step if rnd is not None else self.last_decided + 1
+        # Between two observations the next step is whatever the simulator sends (episode e's steps
+        # are numbered from e * max_steps), so a peer already there is not "too far ahead".
+        between = self.config.step_source == OBSERVATION and rnd is None
+        verdict = self.table.offer(b, floor_step=floor, future_check=not between)
+        if not verdict.used and b.step in self.stats.late_ms:
+            self._note_late(b, now)
+        if b.leaving and rnd is not None and b.robot_id not in self.table.members:
+            rnd.forget(b.robot_id)  # do not wait out the deadline for a robot that said goodbye
+        self._log_membership(now)
+        if verdict.used and rnd is not None and b.step == rnd.step:
+            rnd.add(b)
+        self.poll(now)
+
+    def reject_observation(self, reason: str, text: str) -> None:
+        self.obs_rejects[reason] += 1
+        self.warn_once(f"obs:{reason}", f"rejected observation: {text}")
+
+    # -- rounds ------------------------------------------------------------------------------------
+
+    def wake_at(self) -> float | None:
+        """When poll() must run next without new input: the open round's deadline."""
+        return self.round.deadline if self.round is not None else None
+
+    def _open_round(self, step: int, self_f: np.ndarray, tasks: np.ndarray, now: float, received: float) -> None:
+        if self.round is not None:
+            self.warn_once("abandon", f"step {self.round.step} abandoned, step {step} already here")
+            self._close(self.round, now, abandoned=True)
+        scalar = float(self.draws.draw(step)[0])
+        self.outputs.broadcast(Broadcast(robot_id=self.config.robot_id, step=step, scalar=scalar,
+                                         policy_hash=self.policy_hash, token=self_f[self.own_index]))
+        self.last_broadcast_step = step
+        cfg = self.config
+        forming = (self.decisions_since_activation < cfg.lease_steps
+                   and len(self.table.members) + 1 < max(cfg.expected_team, 2))
+        min_reports = (cfg.expected_team - 1 if cfg.expected_team > 0 else 10**9) if forming else 0
+        self.round = BroadcastRound(step=step, own_scalar=scalar, expected=frozenset(self.table.members),
+                                    opened_at=now, deadline=now + cfg.deadline_s, min_reports=min_reports)
+        self.round.add_all(self.table.pending(step).values())
+        self.round_obs = (self_f, tasks, received)
+        self.poll(now)
+
+    def _close(self, rnd: BroadcastRound, now: float, abandoned: bool) -> None:
+        rnd.close(now)
+        self.round = None
+        self.last_decided = rnd.step
+        if rnd.deadline_missed or abandoned:
+            self.stats.deadline_misses += 1
+            self.stats.missed_rounds.append(MissedRound(rnd.step, tuple(sorted(rnd.missing)), now, abandoned))
+            self.stats.late_ms[rnd.step] = {}
+            while len(self.stats.late_ms) > 4:  # only the last few can still hear late broadcasts
+                del self.stats.late_ms[next(iter(self.stats.late_ms))]
+        self.table.end_round(rnd.step)
+        self._log_membership(now)
+
+    def _note_late(self, b: Broadcast, now: float) -> None:
+        """A broadcast for a missed step that came after all: how long after the deadline."""
+        missed = next((m for m in reversed(self.stats.missed_rounds) if m.step == b.step), None)
+        if missed is not None and b.robot_id in missed.missing:
+            self.stats.late_ms[b.step][b.robot_id] = round((now - missed.time) * 1e3, 3)
+
+    def poll(self, now: float) -> None:
+        """Decide the open round if it is complete (all live members reported, or the deadline)."""
+        rnd = self.round
+        if rnd is None or not rnd.complete(now):
+            return
+        self_f, tasks, received = self.round_obs
+        self._close(rnd, now, abandoned=False)
+        self.stats.round_ms.add((now - rnd.opened_at) * 1e3)
+        self._decide(rnd, self_f, tasks, received, now)
+
+    def _decide(self, rnd: BroadcastRound, self_f: np.ndarray, tasks: np.ndarray, received: float,
+                now: float) -> None:
+        m = self.manifest
+        arrays = rnd.arrays(self.table.members, self.token_size)
+        # Dropout keys: the step's draws 0..P-1, one per peer in id order, as the evaluator draws them
+        # (a dropout policy never uses the rank scalar, draw 0, that it broadcasts).
+        keys = self.draws.draw(rnd.step, len(arrays.peer_ids)) if m.method == "dropout" else None
+        visible = visible_peers(m.method, rnd.own_scalar, arrays.peer_scalars, arrays.peer_present, keys,
+                                self.dropout_p)
+        tokens = arrays.peer_tokens
+        if arrays.team_size > m.n_agents_max:
+            keep = np.flatnonzero(arrays.peer_present)[: m.n_agents_max - 1]
+            self.warn_once("team", f"team of {arrays.team_size} > the policy's {m.n_agents_max}: "
+                                   "ignoring the surplus peers")
+            tokens, visible = tokens[keep], visible[keep]
+        t0 = self._clock_hint(now)
+        out = self.policy.run_tokens(self_f[None], tokens[None], visible[None], tasks[None])[0]
+        inference_ms = (self._clock_hint(now) - t0) * 1e3
+        team_size = len(self.table.members) + 1
+        if not np.isfinite(out).all():
+            self.reject_observation(INFERENCE_NOT_FINITE, f"policy output {out.tolist()} at step {rnd.step}")
+            action = replace(self.zero_command(), step=rnd.step, team_size=team_size)
+        else:
+            if m.action.kind == "discrete":
+                values = (float(np.argmax(out)),)
+            else:
+                values = tuple(np.clip(out, m.action.low, m.action.high).astype(float).tolist())
+            action = ActionOut(step=rnd.step, values=values, rank=arrays.rank, peers_seen=int(visible.sum()),
+                               team_size=team_size)
+        self.last_action = action
+        self.outputs.act(action)
+        done = self._clock_hint(now)
+        stats = self.stats
+        if stats.first_decision_at is None:
+            stats.first_decision_at = done
+        stats.decisions += 1
+        self.decisions_since_activation += 1
+        stats.inference_ms.add(inference_ms)
+        stats.latency_ms.add((done - received) * 1e3)
+
+    def _clock_hint(self, now: float) -> float:
+        return self._clock() if self._clock is not None else now
+
+    # -- membership log ----------------------------------------------------------------------------
+
+    def _log_membership(self, now: float) -> None:
+        if self.table.events_total == self._events_seen:
+            return  # nothing new: the common case, on every broadcast
+        fresh = self.table.new_events(self._events_seen)
+        self._events_seen = self.table.events_total
+        team = sorted({*self.table.members, self.config.robot_id})
+        for event in fresh:
+            self.events.append((now, event))
+            self._info(f"{event.kind} {event.robot_id} at step {event.step}, team {team}")
+
+    # -- reports -----------------------------------------------------------------------------------
+
+    def reject_counts(self) -> dict[str, int]:
+        counts = {f"broadcast:{k}": v for k, v in self.table.reject_counts.items()}
+        counts.update({f"observation:{k}": v for k, v in self.obs_rejects.items()})
+        return counts
+
+    def members(self) -> list[str]:
+        """The live team including this robot, in natural id order."""
+        return sorted({*self.table.members, self.config.robot_id}, key=natural_key)

@@ -1,0 +1,84 @@
+"""Bring a team of managed robot nodes up together, as Nav2's lifecycle manager brings up a stack.
+
+    ros2 run robot_runtime lifecycle_manager --ros-args -p node_names:="['/robot_0/policy', '/robot_1/policy']"
+
+Waits for every node's lifecycle services, configures all of them, and only when every one is
+inactive (configured) activates them all: no robot decides while a teammate is still loading its
+policy. Exits 0 once all are active; 1, naming the nodes at fault, when one cannot be reached or
+refuses a transition (its own log says why).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.node import Node
+
+from robot_runtime.params import LIFECYCLE_MANAGER as PARAMETERS
+from robot_runtime.ros.params import declare
+from robot_runtime.ros.process import ros_main
+from robot_runtime.ros.spinner import HotPathSpinner
+
+
+class LifecycleManager(Node):
+    def __init__(self) -> None:
+        super().__init__("lifecycle_manager")
+        self.settings = declare(self, PARAMETERS)
+        self.nodes = [n for n in self.settings["node_names"] if n]
+        self.spinner = HotPathSpinner(self, use_wait_set=False)  # clients only: the executor serves them all
+        self.stop_requested = False
+        self.log = self.get_logger()
+
+    def _wait(self, futures: dict[str, Any], deadline: float) -> dict[str, Any]:
+        while not self.stop_requested and time.monotonic() < deadline and not all(f.done() for f in futures.values()):
+            self.spinner.spin_once(0.05)
+        return {name: f.result() if f.done() else None for name, f in futures.items()}
+
+    def transition(self, names: list[str], transition_id: int, label: str) -> list[str]:
+        """Ask every node in `names` for one transition at once; the nodes that did not succeed."""
+        deadline = time.monotonic() + self.settings["timeout_s"]
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        answers = self._wait({n: self.change[n].call_async(request) for n in names}, deadline)
+        failed = [n for n, answer in answers.items() if answer is None or not answer.success]
+        if failed:
+            self.log.error(f"{label} failed on {failed} (see their logs)")
+        return failed
+
+    def run(self) -> int:
+        if not self.nodes:
+            self.log.error("parameter node_names is empty: nothing to bring up")
+            return 1
+        self.change = {n: self.create_client(ChangeState, f"{n}/change_state") for n in self.nodes}
+        get = {n: self.create_client(GetState, f"{n}/get_state") for n in self.nodes}
+        deadline = time.monotonic() + self.settings["timeout_s"]
+        missing = self.nodes
+        while missing and not self.stop_requested and time.monotonic() < deadline:
+            self.spinner.spin_once(0.1)
+            missing = [n for n in self.nodes if not (self.change[n].service_is_ready() and get[n].service_is_ready())]
+        if self.stop_requested:
+            return 0
+        if missing:
+            self.log.error(f"no lifecycle services from {missing} after {self.settings['timeout_s']} s")
+            return 1
+        states = self._wait({n: get[n].call_async(GetState.Request()) for n in self.nodes}, deadline)
+        label = {n: s.current_state.label if s is not None else "unknown" for n, s in states.items()}
+        if self.transition([n for n in self.nodes if label[n] == "unconfigured"], Transition.TRANSITION_CONFIGURE,
+                           "configure"):
+            return 1
+        if self.transition([n for n in self.nodes if label[n] != "active"], Transition.TRANSITION_ACTIVATE,
+                           "activate"):
+            return 1
+        self.log.info(f"{len(self.nodes)} nodes active: {' '.join(self.nodes)}")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return ros_main(argv if argv is not None else sys.argv, LifecycleManager, lambda node: None, "lifecycle_manager")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

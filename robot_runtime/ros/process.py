@@ -1,0 +1,69 @@
+"""A node's process: rclpy start-up, signals, and the exit code (shared by the robot node, the
+lifecycle manager and the simulator).
+
+rclpy's own signal handlers would shut the context down before a robot can say LEAVING, so
+the process installs its own: SIGINT and SIGTERM ask the node's loop to stop, and the loop's
+wait ends at once (`wake_on_signals`). An interrupted node exits 0: being stopped is how a
+launch ends, not a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
+from rclpy.signals import SignalHandlerOptions
+
+from robot_runtime.ros.params import ParameterError
+
+
+def wake_on_signals(node: Any, callback_group: Any = None) -> None:
+    """Let a signal end the node's wait at once (call from the main thread, after signal.signal).
+
+    Python runs a signal handler only between bytecodes, and the wait happens in C. The
+    interpreter writes a byte to its wakeup fd on every signal; a helper thread blocked on it
+    triggers a guard condition, a wait-set entity of `callback_group` (the spinner's group).
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    guard = node.create_guard_condition(lambda: None, callback_group=callback_group)
+
+    def pump() -> None:
+        while os.read(read_fd, 64):
+            guard.trigger()
+
+    threading.Thread(target=pump, name="signal-wakeup", daemon=True).start()
+
+
+def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any], int | None], program: str) -> int:
+    """Init rclpy with `argv` (its --ros-args), make the node, `start` it (a non-zero return ends
+    the process with that code), then run its loop until a signal. A ParameterError is a usage
+    error: exit 2 with its message, no traceback."""
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = make_node()
+
+        def stop(signum: int, frame: Any) -> None:
+            node.stop_requested = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        wake_on_signals(node, node.spinner.group)
+        code = start(node)
+        return code if code else node.run()
+    except (ParameterError, InvalidNamespaceException, InvalidNodeNameException) as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

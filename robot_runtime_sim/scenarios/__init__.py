@@ -1,0 +1,47 @@
+"""Scenarios by name. Each scenario class owns its constants (episode limit, control period) and
+describes itself with `describe(n_agents, n_actions)`; this module only maps names to classes.
+
+Importing this module imports neither torch nor VMAS: command lines list the names cheaply.
+"""
+
+from __future__ import annotations
+
+from robot_runtime_sim.scenarios.base import ScenarioInfo
+
+SCENARIOS = ("xor", "coverage", "spread")
+
+
+def scenario_class(name: str) -> type:
+    if name == "xor":
+        from robot_runtime_sim.scenarios.xor import XorScenario
+
+        return XorScenario
+    if name == "coverage":
+        from robot_runtime_sim.scenarios.coverage import CoverageScenario
+
+        return CoverageScenario
+    if name == "spread":
+        from robot_runtime_sim.scenarios.spread import SpreadScenario
+
+        return SpreadScenario
+    raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
+
+
+def make_scenario(name: str):  # noqa: ANN201 (a VMAS BaseScenario)
+    return scenario_class(name)()
+
+
+def scenario_info(name: str, n_agents: int, n_actions: int | None = None) -> ScenarioInfo:
+    return scenario_class(name).describe(n_agents, n_actions)
+
+
+def set_episode_seeds(scenario, seeds: list[int] | None) -> None:  # noqa: ANN001 (a VMAS BaseScenario)
+    """Per-environment layout seeds for the next reset (robot_runtime.protocol.episode_seed);
+    scenarios without random layouts ignore them."""
+    if hasattr(scenario, "episode_seeds"):
+        import torch
+
+        scenario.episode_seeds = None if seeds is None else torch.tensor(seeds, dtype=torch.long)
+
+
+__all__ = ["SCENARIOS", "ScenarioInfo", "make_scenario", "scenario_class", "scenario_info", "set_episode_seeds"]
