@@ -93,8 +93,10 @@ bench-train-coverage: setup
 		--train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
 		--json docs/results/train_time_coverage.json
 
-# Sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz, 3 runs of at least 2 minutes.
+# How a robot node waits (CPU per received broadcast: the wait set, EventsExecutor, the executors), then the
+# sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz, 3 runs of at least 2 minutes each.
 bench-swarm: setup
+	$(PY) benchmarks/spinner_cpu.py --json docs/results/spinner_cpu.json
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
 		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 --realtime-priorities 0,10 \
 		--json docs/results/swarm_latency.json

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from robot_runtime.metrics import write_json
 
 
 def emit(result: dict, json_path: str | None) -> None:
-    text = json.dumps(result, indent=2)
-    print(text)
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(text + "\n")
+    write_json(result, json_path, echo=True)

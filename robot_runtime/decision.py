@@ -384,6 +384,20 @@ class DecisionCore:
         counts.update({f"observation:{k}": v for k, v in self.obs_rejects.items()})
         return counts
 
+    def summary(self) -> dict:
+        """What this robot decided and saw, for its statistics file."""
+        st = self.stats
+        return {
+            "policy_hash": self.policy_hash, "step_source": self.config.step_source, "decisions": st.decisions,
+            "last_step": self.last_decided, "deadline_misses": st.deadline_misses,
+            "missed_rounds": [{"step": m.step, "missing": list(m.missing), "time": m.time, "abandoned": m.abandoned,
+                               "late_ms": st.late_ms.get(m.step, {})} for m in st.missed_rounds],
+            "decision_latency_ms": [round(x, 3) for x in st.latency_ms.samples],
+            "inference_ms_p50": st.inference_ms.percentiles(50)[0], "round_time_ms": st.round_ms.summary(),
+            "rejects": self.reject_counts(), "members": self.members(),
+            "membership_events": [{**e.as_dict(), "time": t} for t, e in self.events],
+        }
+
     def members(self) -> list[str]:
         """The live team including this robot, in natural id order."""
         return sorted({*self.table.members, self.config.robot_id}, key=natural_key)

@@ -1,12 +1,10 @@
 """Keep Python's garbage collector out of the control loop.
 
-CPython's full (generation 2) collection walks every tracked object. After start-up the
-sim process holds about 170,000 of them (torch, VMAS): one full collection takes about
-95 ms on this 2-core machine, longer than a 50 ms control period, and it comes
-whenever enough new objects have survived, about once in two minutes of real-time
-running. That is how one stall of the sim cost five robots their 40 ms deadlines.
-`gc.freeze()` moves everything alive at the end of start-up to a permanent generation
-that collections skip; what the loop allocates afterwards is still collected.
+CPython's full (generation 2) collection walks every tracked object, and after start-up a
+simulator process holds a large heap (torch, VMAS): one such collection can last longer than a
+control period (docs/design/realtime.md). `gc.freeze()` moves everything alive at the end of
+start-up to a permanent generation that collections skip; what the loop allocates afterwards
+is still collected.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ a CPU is free of other real-time work and keeps it until it blocks. Our nodes bl
 their wait set between messages, so they never hold a CPU for long. The kernel still keeps
 5% of every second for other work (kernel.sched_rt_runtime_us 950000 of 1000000 by default).
 
-The README's Measured table has what it changed for 8 robots and the sim on 2 cores.
+What it changed for 8 robots and the simulator on 2 cores: docs/design/realtime.md.
 
 Off by default. It needs root, CAP_SYS_NICE, or an `rtprio` limit of at least the priority
 (/etc/security/limits.conf, e.g. `@robots - rtprio 50`). Without one of those the node says so

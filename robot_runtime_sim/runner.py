@@ -34,7 +34,7 @@ from rclpy.node import Node
 from robot_runtime_msgs.msg import Action, EpisodeReport, SwarmStatus
 
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
-from robot_runtime.metrics import summary, write_json
+from robot_runtime.metrics import WarnOnce, summary, write_json
 from robot_runtime.protocol import robot_ids, step_number
 from robot_runtime.ros import qos
 from robot_runtime.ros.params import ParameterError, declare
@@ -89,7 +89,7 @@ class SimNode(Node):
         self.formation_steps = 0  # realtime: lockstep steps before the clock started
         self._formed_in_row = 0
         self.formed = self.mode == "lockstep"
-        self._warned: set[str] = set()
+        self.warn_once = WarnOnce(self.log.warning)
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -97,12 +97,12 @@ class SimNode(Node):
         link = self.robots[robot_id]
         values = np.asarray(msg.values, dtype=np.float32)
         if msg.robot_id != robot_id:
-            self._warn(f"id:{robot_id}", f"action on /{robot_id}/action claims robot_id {msg.robot_id!r}: ignored")
+            self.warn_once(f"id:{robot_id}", f"action on /{robot_id}/action claims robot_id {msg.robot_id!r}: ignored")
             link.invalid += 1
             return
         problem = self.world.check_action(values)
         if problem:
-            self._warn(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
+            self.warn_once(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
             link.invalid += 1
             return
         link.pending[int(msg.step)] = values
@@ -116,11 +116,6 @@ class SimNode(Node):
             link.alive = False
             self.events.append({"kind": msg.lifecycle_state, "robot_id": robot_id, "step": self.step})
             self.log.info(f"{robot_id} is {msg.lifecycle_state}: no longer waited for")
-
-    def _warn(self, key: str, text: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            self.log.warning(f"{text} (warning once)")
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -248,7 +243,7 @@ class SimNode(Node):
             self.log.warning(f"starting without {missing} matched and active (startup_timeout_s "
                              f"{s['startup_timeout_s']})")
         for robot_id in missing:
-            self.robots[robot_id].alive = self.bus.matched(robot_id)  # active later: it revives on its first action
+            self.robots[robot_id].alive = False  # not waited for; it revives on its first action
         ready_s = time.monotonic() - t0
         results = []
         for episode in range(s["episodes"]):
@@ -291,6 +286,8 @@ class SimNode(Node):
 
 
 def start(sim: SimNode) -> None:
+    if sim.settings["realtime_priority"] > 0:
+        sim.spinner.require_wait_set("realtime_priority > 0")
     freeze_startup_heap()
     apply_fifo(sim.settings["realtime_priority"], sim.log)  # the world's clock should not wait behind the robots
     sim.gc_meter.start()

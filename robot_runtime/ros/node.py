@@ -56,10 +56,9 @@ from robot_runtime.sched import apply_fifo, scheduling_of
 NODE_NAME = "policy"
 LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
 # Kept alive after each LEAVING copy: a participant destroyed right after it writes can take its
-# last samples with it (docs/design/leaving.md).
+# last samples with it (docs/design/decision-core.md).
 LEAVING_SPACING_S = 0.03
 SIGNALLED_IDLE_WAKE_S = 1.0  # nothing to wait for and signals wake the loop: a safety bound only
-
 
 
 class RobotNode(LifecycleNode):
@@ -103,7 +102,7 @@ class RobotNode(LifecycleNode):
             self._configure()
         except Exception as exc:  # noqa: BLE001 (rclpy turns an escaping exception into a silent ERROR)
             known = isinstance(exc, (ManifestError, ValueError, ParameterError))
-            self.report = Report(self.robot_id, "unconfigured", None)
+            self.report = Report(self.robot_id, "unconfigured", None, sequence=self.report.sequence)
             self.report.problem = f"configure failed: {exc if known else repr(exc)}"
             self.log.error(self.report.problem)
             self._destroy_entities()
@@ -123,16 +122,20 @@ class RobotNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._destroy_entities()
-        self.core, self.policy = None, None
-        self.report.core = None
+        self._release()
         self._set_state("unconfigured")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._leave()
+        self._release()
         self._set_state("finalized")
         return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self._destroy_entities()
+        self.core, self.policy = None, None
+        self.report.core = None
 
     def _set_state(self, label: str) -> None:
         self.report.lifecycle_state = label
@@ -156,7 +159,8 @@ class RobotNode(LifecycleNode):
         self.core = DecisionCore(config, self.policy, self, draws, warn=self.log.warning, info=self.log.info,
                                  clock=time.monotonic)
         self.report = Report(self.robot_id, "inactive", self.core, provider=self.policy.provider,
-                             step_source=s["step_source"], expected_team=s["expected_team"])
+                             step_source=s["step_source"], expected_team=s["expected_team"],
+                             sequence=self.report.sequence)
         self._create_entities()
         sample = RankBroadcast(robot_id=self.robot_id, policy_hash=self.core.policy_hash,
                                token=[0.0] * m.layout.sizes[1])
@@ -164,7 +168,7 @@ class RobotNode(LifecycleNode):
         freeze_startup_heap()
         self.startup_to_ready_s = process_age_s()
         self.log.info(f"policy {m.scenario}/{m.method} hash {self.core.policy_hash} on {self.policy.provider}, "
-                      f"step source {config.step_source}, period {self.period_s}s, deadline {config.deadline_s}s, "
+                      f"step source {config.step_source}, period {self.period_s:g}s, deadline {config.deadline_s:g}s, "
                       f"lease {config.lease_steps}, seed {s['seed']}, broadcast {self.broadcast_bytes} bytes, "
                       f"waits on {self.spinner.waits_on}")
 
@@ -335,29 +339,18 @@ class RobotNode(LifecycleNode):
     # -- stats -------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
+        """This process and its decisions, as `robot-runtime swarm` merges them (stats_json)."""
         rss, peak_rss = resident_mb()
-        core = self.core
         out = {"robot_id": self.robot_id, "startup_to_ready_s": round(self.startup_to_ready_s, 3),
                "rss_mb": round(rss, 1), "peak_rss_mb": round(peak_rss, 1), "scheduling": scheduling_of(),
                "gc": self.gc_meter.summary(), "lifecycle_state": self.report.lifecycle_state}
-        if core is None:
+        if self.core is None:
             return out
-        st = core.stats
-        first = st.first_decision_at
-        return {**out,
-                "startup_to_first_action_s": round(process_age_s() - (time.monotonic() - first), 3) if first else None,
-                "policy_hash": core.policy_hash, "provider": self.policy.provider,
-                "step_source": core.config.step_source, "decisions": st.decisions, "last_step": core.last_decided,
-                "deadline_misses": st.deadline_misses,
-                "missed_rounds": [{"step": m.step, "missing": list(m.missing), "time": m.time,
-                                   "abandoned": m.abandoned, "late_ms": st.late_ms.get(m.step, {})}
-                                  for m in st.missed_rounds],
-                "observation_transit_ms": self.obs_transit_ms.summary(),
-                "decision_latency_ms": [round(x, 3) for x in st.latency_ms.samples],
-                "inference_ms_p50": st.inference_ms.percentiles(50)[0],
-                "round_time_ms": st.round_ms.summary(),
-                "broadcast_bytes": self.broadcast_bytes, "rejects": core.reject_counts(), "members": core.members(),
-                "membership_events": [{**e.as_dict(), "time": t} for t, e in core.events]}
+        first = self.core.stats.first_decision_at
+        age_at_first = round(process_age_s() - (time.monotonic() - first), 3) if first else None
+        return {**out, **self.core.summary(), "startup_to_first_action_s": age_at_first,
+                "provider": self.policy.provider, "broadcast_bytes": self.broadcast_bytes,
+                "observation_transit_ms": self.obs_transit_ms.summary()}
 
     def write_stats(self) -> None:
         if self.settings["stats_json"]:
@@ -377,6 +370,8 @@ def _clock_type() -> Any:
 def bring_up(node: RobotNode) -> int:
     """After start: scheduling, then with autostart configure and activate (a failed configure
     ends the process with exit code 2: its reason is logged). Managed robots wait for transitions."""
+    if node.settings["realtime_priority"] > 0:
+        node.spinner.require_wait_set("realtime_priority > 0")  # the executor path costs 2.5x per message
     apply_fifo(node.settings["realtime_priority"], node.log)  # threads made later inherit it
     node.gc_meter.start()
     if not node.settings["autostart"]:

@@ -21,6 +21,7 @@ from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
 from rclpy.signals import SignalHandlerOptions
 
 from robot_runtime.ros.params import ParameterError
+from robot_runtime.ros.spinner import SpinnerError
 
 
 def wake_on_signals(node: Any, callback_group: Any = None) -> None:
@@ -59,7 +60,7 @@ def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any
         wake_on_signals(node, node.spinner.group)
         code = start(node)
         return code if code else node.run()
-    except (ParameterError, InvalidNamespaceException, InvalidNodeNameException) as exc:
+    except (ParameterError, SpinnerError, InvalidNamespaceException, InvalidNodeNameException) as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return 2
     finally:

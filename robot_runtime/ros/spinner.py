@@ -1,26 +1,28 @@
 """Wake on a node's hot subscriptions with one reused rcl wait set; the rest goes through the executor.
 
-rclpy's executor rebuilds its wait set in Python on every wake-up, from every entity of the
-node (subscriptions, timers, parameter services, each endpoint's QoS-event handlers), and
-creates a timer for each timeout. `rclpy.spin_once(node)` also adds and removes the node on
-every call, and each of those triggers the executor's guard condition: two wait-set builds
-per call. In a swarm every broadcast wakes every robot, so this is paid N-1 times per robot
-per step. Measured here (bursts of 7 broadcasts, 20 bursts/s, CPU per received message,
-all threads of the receiving process): 0.72 ms with `rclpy.spin_once(node)`, 0.49 ms with a
-persistent SingleThreadedExecutor and no timeout, 0.22 ms with this wait set.
+Every broadcast wakes every robot, so what one wake-up costs is paid N-1 times per robot per
+step. rclpy's SingleThreadedExecutor rebuilds its wait set in Python on each wake-up, from every
+entity of the node; this spinner waits on the decision topics alone with one reused wait set
+(the `WaitSet` of rclpy's C extension, the one `rclpy.wait_for_message` uses). Measured in
+docs/design/spinner.md (`make bench-swarm`, benchmarks/spinner_cpu.py): it costs what rclpy's
+EventsExecutor costs and less than half of the executor, and unlike the EventsExecutor of the
+rclpy tested it passes MessageInfo (the sender's GID) to the callback and exists on Humble too.
 
-The wait set is the one `rclpy.wait_for_message` uses (`WaitSet` of rclpy's C extension; that
-function has used it since it was added in 2022). Where it is missing, or fails, everything goes through the executor
-and the node still works, only dearer. Timers, parameter services, QoS events and any other
-subscription are served by `SingleThreadedExecutor.spin_once(timeout_sec=0)` every
-`others_period_s`: a `ros2 param get` or a timer waits at most that long (one entity per call:
-keep timers that are due often out of such a node, or on its own loop's clock).
+The WaitSet is not rclpy's documented API: it is used on the rclpy versions it was tested with
+(TESTED_RCLPY) and tried on others with a warning. Where it is missing or fails, everything goes
+through the executor, with a warning; a node that asks for real-time scheduling refuses to run
+that way (`require_wait_set`), since that path costs more than twice as much per message.
 
-Which entities are hot is said once, where they are created: subscriptions and guard
-conditions created with `callback_group=spinner.group`. The spinner waits on those and calls
-each subscription's own callback, for every message already queued; the executor leaves the
-group alone, so that its pass serves the rest. Where the spinner falls back, the executor
-serves the group too (one message per wake-up).
+Timers, parameter and lifecycle services, QoS events and any other subscription are served by
+`SingleThreadedExecutor.spin_once(timeout_sec=0)` every `others_period_s`: a `ros2 param get` or
+a timer waits at most that long (one entity per call: keep timers that are due often out of such
+a node, or on its own loop's clock).
+
+Which entities are hot is said once, where they are created: subscriptions and guard conditions
+created with `callback_group=spinner.group`. The spinner waits on those and calls each
+subscription's own callback for every message already queued; the executor leaves the group
+alone, so that its pass serves the rest. Where the spinner falls back, the executor serves the
+group too (one message per wake-up).
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ from typing import Any
 
 DRAIN_MAX = 64  # messages of one subscription taken per wake-up, at most (bounds time away from the clock)
 OTHERS_PERIOD_S = 0.2
+TESTED_RCLPY = ("9.1.2",)  # Kilted, the wheels of requirements-ros.txt
+
+
+class SpinnerError(RuntimeError):
+    """The wait-set path is not available where it is required."""
+
+
+def rclpy_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("rclpy", "ros-rclpy"):  # a system ROS 2 install, the PyPI wheels
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 try:
@@ -96,6 +114,13 @@ class HotPathSpinner:
         self.executor.add_node(node)
         self._wait_set_type = _wait_set_type() if use_wait_set else None
         self.group.executor_serves = self._wait_set_type is None
+        self.fallback_reason = "" if self._wait_set_type is not None or not use_wait_set else \
+            f"rclpy {rclpy_version()} has no usable WaitSet"
+        if self.fallback_reason:
+            node.get_logger().warning(f"{self.fallback_reason}: waiting through the executor (slower)")
+        elif use_wait_set and rclpy_version() not in TESTED_RCLPY:
+            node.get_logger().warning(f"rclpy {rclpy_version()}: the wait set was tested with rclpy "
+                                      f"{', '.join(TESTED_RCLPY)} only; it falls back to the executor if it fails")
         self._wait_set: Any = None
         self._sized_for = -1  # len(group.members) the wait set was built for
         self._subs: list[tuple[Any, Any, bool]] = []  # (subscription, callback, takes MessageInfo)
@@ -109,6 +134,11 @@ class HotPathSpinner:
     @property
     def waits_on(self) -> str:
         return "an rcl wait set" if self.uses_wait_set else "the executor"
+
+    def require_wait_set(self, why: str) -> None:
+        """Raise SpinnerError unless the wait-set path is in use (or was never asked for)."""
+        if self.fallback_reason:
+            raise SpinnerError(f"{why} needs the wait-set spinner: {self.fallback_reason}")
 
     def spin_once(self, timeout_s: float) -> None:
         timeout_s = max(0.0, timeout_s)
@@ -130,7 +160,8 @@ class HotPathSpinner:
             # An rclpy whose WaitSet differs: say so once, then use the executor for everything.
             self._wait_set_type, self._wait_set = None, None
             self.group.executor_serves = True
-            self.node.get_logger().warning(f"rclpy WaitSet unusable ({exc}): waiting through the executor")
+            self.fallback_reason = f"rclpy {rclpy_version()}'s WaitSet failed ({exc})"
+            self.node.get_logger().error(f"{self.fallback_reason}: waiting through the executor (slower)")
             return
         for sub, callback, with_info in ready:
             self._drain(sub, callback, with_info)

@@ -3,7 +3,8 @@ and diagnostic_msgs/DiagnosticArray on /diagnostics (for the standard ROS tools)
 
 Levels: OK while the robot decides without trouble; WARN when, since the previous report,
 it missed a deadline or rejected input, or while it sees fewer robots than `expected_team`;
-ERROR when it could not configure (no policy) . An inactive robot is OK: it was told to stand by.
+ERROR when it could not configure (the reason is the message). An inactive robot is OK: it was
+told to stand by.
 """
 
 from __future__ import annotations
@@ -99,13 +100,13 @@ class Report:
             return DiagnosticStatus.OK, status.lifecycle_state
         problems = []
         if new_misses:
-            problems.append(f"{new_misses} deadline misses")
+            problems.append(f"{new_misses} deadline misses since the last report")
         if new_rejects:
-            problems.append(f"{new_rejects} rejected inputs")
+            problems.append(f"{new_rejects} rejected inputs since the last report")
         if self.expected_team and len(status.members) < self.expected_team:
-            problems.append(f"team of {len(status.members)} of {self.expected_team}")
+            problems.append(f"sees {len(status.members)} of {self.expected_team} robots")
         if problems:
-            return DiagnosticStatus.WARN, "; ".join(problems) + " since the last report"
+            return DiagnosticStatus.WARN, "; ".join(problems)
         return DiagnosticStatus.OK, f"deciding, team of {len(status.members)}"
 
 

@@ -33,8 +33,8 @@ START_CLEARANCE = 0.15  # contacts closer than this to the start spot are not co
 
 class CoverageScenario(BaseScenario):
     name = "coverage"
-    # 10 s episodes, as BenchMARL's dispersion task: a centralised planner covers every layout in
-    # <= 36 steps (N = 2..8, measured); the rest is the slack a decentralised team needs to
+    # 10 s episodes, as BenchMARL's dispersion task: a centralised planner needs about a third of
+    # them (policies/coverage/RECIPE.md); the rest is the slack a decentralised team needs to
     # notice and undo a clash over a goal. Spread keeps coverage's start, arena, dynamics and limit.
     MAX_STEPS = 100
     CONTROL_PERIOD_S = 0.1  # also the world's dt
