@@ -163,7 +163,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     for iteration in iterator:
         # CleanRL's linear annealing: full steps early, small ones once the policy is
         # near-deterministic, where Adam would turn near-zero gradients into full-size
-        # random steps (seen: XOR N=4 solved at iteration 20, a rank flipped at 30).
+        # random steps that flip a rank position (docs/design/policy-network.md).
         for group in optimiser.param_groups:
             group["lr"] = config.lr * (1.0 - (iteration - 1) / config.iterations)
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):

@@ -49,10 +49,9 @@ class PolicySpec:
 
 
 def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
-    """CleanRL's PPO init. PyTorch's default init shrinks signals layer by layer, and
-    the rank-dependent part of the ego then reaches the logits ~100x too weak for PPO
-    to grow it out of the symmetric saddle (measured: logit gaps of 0.001-0.02
-    between rank positions at init, 0.02-0.75 with this)."""
+    """CleanRL's PPO init. PyTorch's default init shrinks signals layer by layer, and the
+    rank-dependent part of the ego then reaches the logits too weak for PPO to grow it out
+    of the symmetric saddle (docs/design/policy-network.md)."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
             nn.init.orthogonal_(layer.weight, gain)
@@ -72,12 +71,10 @@ def bounded_logits(raw: Tensor) -> Tensor:
     Unbounded logits saturate the softmax once the policy is near-deterministic;
     then Adam's normalised steps on ~0 gradients random-walk the shared weights
     until one rank position flips to its peer's action, and a saturated softmax
-    has no gradient to undo it (seen: XOR success 1.0 -> 0.0 within 50
-    iterations). A gap of 6 keeps p(best) <= 0.9975 (K=2), enough exploration to
-    recover. The cap acts on logits relative to the best: capping raw logits
-    squeezes two large ones together (seen: XOR N=4 stuck with two rank positions
-    at 50/50 between two actions, both logits at the cap). Softsign rather than
-    tanh: tanh's gradient dies exponentially.
+    has no gradient to undo it. A gap of 6 keeps p(best) <= 0.9975 (K=2), enough
+    exploration to recover. The cap acts on logits relative to the best: capping raw
+    logits squeezes two large ones together. Softsign rather than tanh: tanh's gradient
+    dies exponentially. What was seen without each: docs/design/policy-network.md.
     """
     relative = raw - raw.max(dim=-1, keepdim=True).values
     return LOGIT_GAP * relative / (LOGIT_GAP + relative.abs())
@@ -125,9 +122,8 @@ class DiamondBlock(nn.Module):
         bridge = torch.einsum("bth,bmh->btm", self.task_query(tasks), self.agent_key(agents)) * self.scale
         bridge = torch.softmax(bridge.masked_fill(~agent_visible[:, None, :], float("-inf")), dim=-1)
         ego_share = bridge[:, :, 0]  # agent 0 is the ego's own token
-        # Mean over tasks, not sum: a sum grows with the task count (= team size on
-        # coverage) and put teams of 2 or 8 outside what a policy trained with 4 had seen
-        # (measured: zero-shot success 0.77 at N=2 and 0.51 at N=8 with the sum).
+        # Mean over tasks, not sum: a sum grows with the task count (= team size on coverage)
+        # and puts other team sizes outside what training saw (docs/design/policy-network.md).
         received = torch.einsum("bt,bth->bh", ego_share, self.task_value(tasks)) / tasks.shape[1]
         return ego + self.update(torch.cat([ego, attended, received], dim=-1))
 
