@@ -9,13 +9,16 @@ their manager start: a fleet on real robots, each robot's observations from its 
 
 # ruff: noqa: I001  (isort would take `launch` for this repository's launch/ folder; it is ROS 2 launch)
 import os
+import tempfile
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from robot_runtime.auth import create_keys
 from robot_runtime.fleet import PACKAGE, load_fleet, swarm_nodes
+from robot_runtime.manifest import load_manifest
 
 # The bundled policy sits at ../policies/ from this file both in the source tree and where it is
 # installed (<prefix>/share/robot_runtime/{launch,policies}).
@@ -33,6 +36,9 @@ ARGUMENTS = (
     ("episodes", "100", "episodes the simulator runs before the launch ends"),
     ("seed", "0", "seeds the simulator's episodes and the robots' rank scalars"),
     ("realtime_priority", "0", "SCHED_FIFO priority (1..99) of every node where permitted; 0: time-sharing"),
+    ("keys_dir", "", "directory with roster.yaml and <robot id>.key (robot-runtime keys create); empty: fresh "
+                     "keys for this launch in a temporary directory"),
+    ("allow_unsigned", "false", "run the robots without a roster (a lab bench; every robot warns)"),
 )
 
 
@@ -46,9 +52,15 @@ def _nodes(context, *args, **kwargs):
         sim = {"scenario": arg("scenario"), "mode": arg("mode"), "rate": float(arg("rate")),
                "episodes": int(arg("episodes")), "seed": int(arg("seed")),
                "realtime_priority": int(arg("realtime_priority"))}
-    extra = {"realtime_priority": int(arg("realtime_priority"))} if sim is None else None
+    extra = {"realtime_priority": int(arg("realtime_priority"))} if sim is None else {}
+    keys_dir = arg("keys_dir")
+    if arg("allow_unsigned").lower() in ("true", "1", "yes"):
+        extra["allow_unsigned"], keys_dir = True, None
+    elif not keys_dir:
+        keys_dir = tempfile.mkdtemp(prefix="robot_runtime_keys_")
+        create_keys(keys_dir, fleet.ids, load_manifest(arg("policy")).model_sha256[:16], operators=["operator"])
     actions = []
-    for spec in swarm_nodes(fleet, arg("policy"), sim, extra):
+    for spec in swarm_nodes(fleet, arg("policy"), sim, extra, keys_dir=keys_dir):
         actions.append(Node(
             package=PACKAGE,
             executable=spec.executable,

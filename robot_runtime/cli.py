@@ -1,6 +1,7 @@
 """`robot-runtime`: one console script, one subcommand per job.
 
-The robot package brings the commands a robot needs (`node`, `manage`, `clean-shm`). The
+The robot package brings the commands a robot needs (`node`, `manage`, `keys`, `estop`,
+`heartbeat`, `clean-shm`). The
 simulator and training distributions add theirs (`sim`, `swarm`; `train`, `eval`, `export`)
 through the entry-point group `robot_runtime.commands`, so an install offers exactly the
 commands that work there. Imports are lazy: `--help` must be instant and need no ROS.
@@ -52,6 +53,48 @@ def cmd_clean_shm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from robot_runtime.auth import RosterError, create_keys, load_roster
+    from robot_runtime.manifest import ManifestError, load_manifest
+
+    try:
+        if args.keys_command == "show":
+            roster = load_roster(args.roster)
+            print(f"{args.roster}: policy {roster.policy_hash}, fingerprint {roster.fingerprint}")
+            print(f"  robots: {' '.join(roster.robots)}")
+            print(f"  operators: {' '.join(roster.operators) or '-'}")
+            return 0
+        policy_hash = load_manifest(args.policy).model_sha256[:16]
+        roster = create_keys(args.dir, args.robots, policy_hash, args.operators)
+    except (RosterError, ManifestError) as exc:
+        print(f"robot-runtime keys: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {roster} and {len(args.robots) + len(args.operators)} private keys (mode 0600) in {args.dir}; "
+          "give each robot only its own key")
+    return 0
+
+
+def cmd_estop(args: argparse.Namespace) -> int:
+    from robot_runtime.auth import RosterError
+    from robot_runtime.ros.operator import send_estop
+
+    if args.release and not args.key:
+        print("robot-runtime estop: --release needs --key (an operator key of the roster): robots refuse an "
+              "unsigned release", file=sys.stderr)
+        return 2
+    try:
+        return send_estop(not args.release, args.operator, args.reason, args.key, args.wait, args.hold)
+    except RosterError as exc:
+        print(f"robot-runtime estop: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from robot_runtime.ros.operator import heartbeat
+
+    return heartbeat(args.rate, args.operator)
+
+
 def add_ros_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                         help="ROS arguments, e.g. --ros-args -p deadline_s:=0.05 (must come last)")
@@ -72,6 +115,32 @@ def add_robot_commands(sub: argparse._SubParsersAction) -> None:
     manage.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
     add_ros_args(manage)
     manage.set_defaults(func=cmd_manage)
+
+    keys = sub.add_parser("keys", help="create robot and operator keys and the team roster, or show a roster")
+    kinds = keys.add_subparsers(dest="keys_command", required=True)
+    create = kinds.add_parser("create", help="a key pair per robot and operator, and roster.yaml of their public keys")
+    create.add_argument("--dir", required=True, help="where the keys and roster.yaml go")
+    create.add_argument("--robots", nargs="+", required=True, help="robot ids")
+    create.add_argument("--operators", nargs="*", default=[], help="operators who may release an e-stop")
+    create.add_argument("--policy", required=True, help="the team's policy.onnx (its hash goes into the roster)")
+    show = kinds.add_parser("show", help="a roster's policy, fingerprint, robots and operators (no keys)")
+    show.add_argument("roster")
+    keys.set_defaults(func=cmd_keys)
+
+    estop = sub.add_parser("estop", help="raise the fleet e-stop (or --release it, signed by an operator key)")
+    estop.add_argument("--release", action="store_true", help="release instead of raise")
+    estop.add_argument("--operator", default="operator", help="who raises or releases (a roster operator to release)")
+    estop.add_argument("--key", default=None, help="the operator's private key file (required to release)")
+    estop.add_argument("--reason", default="", help="shown in every robot's diagnostics")
+    estop.add_argument("--wait", type=float, default=1.0, help="seconds to stay after a robot is matched")
+    estop.add_argument("--hold", action="store_true", help="stay (and keep the stop latched) until Ctrl-C")
+    estop.set_defaults(func=cmd_estop)
+
+    beat = sub.add_parser("heartbeat", help="send the operator heartbeat (robots with heartbeat_timeout_s stop "
+                                            "without it) until Ctrl-C")
+    beat.add_argument("--rate", type=float, default=10.0, help="heartbeats per second")
+    beat.add_argument("--operator", default="operator")
+    beat.set_defaults(func=cmd_heartbeat)
 
     shm = sub.add_parser("clean-shm", help="remove Fast DDS shared-memory files that killed processes left in /dev/shm")
     shm.add_argument("--dry-run", action="store_true", help="list them, remove nothing")

@@ -22,9 +22,13 @@ The rules, each with the case it exists for:
   than `expected_team` - 1, a robot waits for that many reports (or the deadline), so that
   peers whose first broadcasts are slow to arrive are not left out of the first masks;
 * lease: a peer silent for `lease_steps` decided steps leaves the team (membership.PeerTable);
-* team cap: beyond the policy's n_agents_max, the surplus peers are ignored;
+* team cap: the peer table admits at most the policy's n_agents_max - 1 peers (`team_full`);
 * the action: discrete policies send the argmax index, continuous ones the mean clipped to the
-  manifest's bounds; a non-finite policy output is never sent (a zero command instead).
+  manifest's bounds; a non-finite policy output is never sent (a zero command instead);
+* safety (robot_runtime.safety): while the fleet e-stop is raised or the operator heartbeat is
+  lost, every answer is a zero command, and one goes out at once and then every period; a
+  watchdog sends zeros (or, set to hold, nothing) when no decision came for watchdog_s;
+* future observations (more than STEP_WINDOW steps past the last decided) are rejected.
 
 `activate` joins the team (a fresh peer table), `deactivate` broadcasts LEAVING and sends a
 zero command; an inactive core acts on nothing. Outputs leave through `Outputs`.
@@ -39,13 +43,15 @@ from typing import Protocol
 
 import numpy as np
 
+from robot_runtime.auth import Roster
 from robot_runtime.manifest import Manifest
-from robot_runtime.membership import Broadcast, BroadcastRound, MembershipEvent, PeerTable
+from robot_runtime.membership import FUTURE_STEP, STEP_WINDOW, Broadcast, BroadcastRound, MembershipEvent, PeerTable
 from robot_runtime.metrics import WarnOnce, Window
 from robot_runtime.params import CLOCK, DEADLINE_FRACTION, OBSERVATION, STEP_SOURCES
 from robot_runtime.policy import PolicyInputError
 from robot_runtime.protocol import natural_key
 from robot_runtime.rank import ScalarSource, visible_peers
+from robot_runtime.safety import OK, WATCHDOG, EStopLatch, EStopMessage, SafetyMonitor
 
 # Step sources: OBSERVATION, one decision per observation (a lockstep or fixed-rate simulator, a
 # driver); CLOCK, one decision per control period of the clock, on the latest observation.
@@ -91,6 +97,7 @@ class ActionOut:
     rank: int  # 1 = highest scalar among the peers that reported; 0 for a zero command
     peers_seen: int
     team_size: int  # live members including this robot
+    stop: bool = False  # a zero command of the safety layer or the lifecycle, not the policy's action
 
 
 class Policy(Protocol):
@@ -137,9 +144,12 @@ class DecisionStats:
 class DecisionCore:
     def __init__(self, config: DecisionConfig, policy: Policy, outputs: Outputs, draws: ScalarSource,
                  warn: Callable[[str], None], info: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, roster: Roster | None = None,
+                 safety: SafetyMonitor | None = None, watchdog_hold: bool = False) -> None:
         """`clock`: a live monotonic clock (the adapter's) to time inference and publishing; without
-        one (unit tests) the `now` of the input stands for every reading."""
+        one (unit tests) the `now` of the input stands for every reading. `roster`: broadcasts must
+        be signed by a robot of it. `safety`: the e-stop, watchdog and heartbeat (robot_runtime.safety);
+        `watchdog_hold`: a tripped watchdog sends nothing (the driver holds) instead of zeros."""
         m = policy.manifest
         self.config = config
         self.policy = policy
@@ -155,6 +165,12 @@ class DecisionCore:
         self._warn = warn
         self._info = info or (lambda text: None)
         self._clock = clock
+        self.roster = roster
+        self.safety = safety or SafetyMonitor(EStopLatch(roster))
+        self.watchdog_hold = watchdog_hold
+        self.safety_state = OK
+        self._next_stop: float | None = None  # when the next zero command of a stopped robot is due
+        self.safety_rejects: Counter[str] = Counter()
         self.stats = DecisionStats()
         self.obs_rejects: Counter[str] = Counter()
         self.table = self._new_table()
@@ -178,7 +194,7 @@ class DecisionCore:
 
     def _new_table(self) -> PeerTable:
         return PeerTable(self.config.robot_id, self.policy_hash, self.token_size, lease=self.config.lease_steps,
-                         warn=self._warn)
+                         warn=self._warn, roster=self.roster, max_members=self.manifest.n_agents_max - 1)
 
     def activate(self, now: float) -> None:
         """Join the team: a fresh view of it, built from the broadcasts that arrive from now on."""
@@ -189,6 +205,7 @@ class DecisionCore:
         self.active = True
         self.decisions_since_activation = 0
         self.latest_obs = None
+        self.safety.on_activate()
 
     def deactivate(self, now: float) -> Broadcast | None:
         """Leave the team: the open round is dropped (not a miss), LEAVING is broadcast and a zero
@@ -206,7 +223,44 @@ class DecisionCore:
     def zero_command(self) -> ActionOut:
         """Hold still: index 0 for discrete policies (the simulator's default action), zeros otherwise."""
         return ActionOut(step=max(self.last_decided, 0), values=self._zero, rank=0, peers_seen=0,
-                         team_size=len(self.table.members) + 1)
+                         team_size=len(self.table.members) + 1, stop=True)
+
+    # -- safety ------------------------------------------------------------------------------------
+
+    def safety_tick(self, now: float) -> str:
+        """Apply the safety layer's state: on entering a stop, and every period while stopped, a zero
+        command (not for a watchdog set to hold). Call on every wake-up; returns the state."""
+        state = self.safety.state(now) if self.active else OK
+        sends = state != OK and not (state == WATCHDOG and self.watchdog_hold)
+        if state != self.safety_state:
+            if state != OK:  # (rclpy refuses one call site logging at two severities)
+                self._warn(f"safety: {self.safety_state} -> {state}")
+            else:
+                self._info(f"safety: {self.safety_state} -> {state}")
+            self.safety_state = state
+            self._next_stop = now if sends else None
+        if sends and self._next_stop is not None and now >= self._next_stop:
+            self.outputs.act(self.zero_command())
+            self._next_stop = now + self.config.period_s
+        return state
+
+    def on_estop(self, msg: EStopMessage, now: float) -> bool:
+        """A fleet e-stop message: True if it changed the latched state (the adapter relays it then).
+        A raise takes effect at once: the first zero command goes out before this returns."""
+        reason = self.safety.latch.offer(msg)
+        if reason:
+            self.safety_rejects[reason] += 1
+            self.warn_once(f"estop:{reason}", f"e-stop message of {msg.operator!r} not applied: {reason}")
+            return False
+        changed = self.safety.latch.latest is msg
+        if changed:
+            self._info(f"e-stop {'raised' if msg.raised else 'released'} by {msg.operator!r}: {msg.reason}")
+            self.safety_tick(now)
+        return changed
+
+    def wake_for_safety(self, now: float) -> float | None:
+        times = [t for t in (self._next_stop, self.safety.next_check(now)) if t is not None]
+        return min(times) if times else None
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -222,6 +276,10 @@ class DecisionCore:
             self.latest_obs = (self_f, tasks, now)
             return
         step = obs.step
+        if self.last_decided >= 0 and step > self.last_decided + STEP_WINDOW:
+            self.reject_observation(FUTURE_STEP, f"step {step} is more than {STEP_WINDOW} ahead of "
+                                                 f"{self.last_decided}")
+            return
         if self.round is not None and step == self.round.step:
             return  # a repeat: already collecting this step
         if step == self.last_decided:
@@ -331,18 +389,17 @@ class DecisionCore:
         keys = self.draws.draw(rnd.step, len(arrays.peer_ids)) if m.method == "dropout" else None
         visible = visible_peers(m.method, rnd.own_scalar, arrays.peer_scalars, arrays.peer_present, keys,
                                 self.dropout_p)
-        tokens = arrays.peer_tokens
-        if arrays.team_size > m.n_agents_max:
-            keep = np.flatnonzero(arrays.peer_present)[: m.n_agents_max - 1]
-            self.warn_once("team", f"team of {arrays.team_size} > the policy's {m.n_agents_max}: "
-                                   "ignoring the surplus peers")
-            tokens, visible = tokens[keep], visible[keep]
+        tokens = arrays.peer_tokens  # at most n_agents_max - 1 peers: the peer table's cap
         t0 = self._clock_hint(now)
         out = self.policy.run_tokens(self_f[None], tokens[None], visible[None], tasks[None])[0]
         inference_ms = (self._clock_hint(now) - t0) * 1e3
         team_size = len(self.table.members) + 1
+        self.safety.on_decision(now)
+        stopped = self.safety_tick(now) != OK
         if not np.isfinite(out).all():
             self.reject_observation(INFERENCE_NOT_FINITE, f"policy output {out.tolist()} at step {rnd.step}")
+            action = replace(self.zero_command(), step=rnd.step, team_size=team_size)
+        elif stopped:  # e-stop or lost heartbeat: the round's answer is a zero command
             action = replace(self.zero_command(), step=rnd.step, team_size=team_size)
         else:
             if m.action.kind == "discrete":
@@ -382,6 +439,7 @@ class DecisionCore:
     def reject_counts(self) -> dict[str, int]:
         counts = {f"broadcast:{k}": v for k, v in self.table.reject_counts.items()}
         counts.update({f"observation:{k}": v for k, v in self.obs_rejects.items()})
+        counts.update({f"estop:{k}": v for k, v in self.safety_rejects.items()})
         return counts
 
     def summary(self) -> dict:

@@ -144,14 +144,15 @@ class NodeSpec:
 
 
 def swarm_nodes(fleet: Fleet, policy: str, sim: dict[str, ParamValue] | None = None,
-                node_params: dict[str, ParamValue] | None = None) -> list[NodeSpec]:
+                node_params: dict[str, ParamValue] | None = None, keys_dir: str | None = None) -> list[NodeSpec]:
     """Robots, then the lifecycle manager, then (with `sim`: the simulator's parameters) the simulator.
 
     Under a simulator the team is known: robots wait for all of it in their first rounds. Under the
     lockstep simulator they wait long for slow peers (LOCKSTEP_DEADLINE_S: a missed round would change
     the masks and make the run irreproducible); under the real-time one the control period is the
     simulator's (its rate) and the deadline the node's default fraction of it. `node_params` apply to
-    every robot last (a benchmark's or test's settings).
+    every robot last (a benchmark's or test's settings). `keys_dir`: the roster and each robot's key
+    as `robot-runtime keys create` left them there (else the fleet file names them, or allows unsigned).
     """
     extra: dict[str, ParamValue] = {}
     if sim is not None:
@@ -167,9 +168,12 @@ def swarm_nodes(fleet: Fleet, policy: str, sim: dict[str, ParamValue] | None = N
             extra["seed"] = int(sim["seed"])
         if sim.get("realtime_priority"):
             extra["realtime_priority"] = int(sim["realtime_priority"])
+    def identity(robot_id: str) -> dict[str, ParamValue]:
+        return {"roster": f"{keys_dir}/roster.yaml", "key": f"{keys_dir}/{robot_id}.key"} if keys_dir else {}
+
     specs = [NodeSpec("robot_node", "policy", f"/{robot_id}",
-                      {**fleet.parameters(robot_id), "policy": policy, **extra, **(node_params or {}),
-                       "autostart": False}, "robot")
+                      {**fleet.parameters(robot_id), "policy": policy, **identity(robot_id), **extra,
+                       **(node_params or {}), "autostart": False}, "robot")
              for robot_id in fleet.ids]
     specs.append(NodeSpec("lifecycle_manager", "lifecycle_manager", "/",
                           {"node_names": [s.fully_qualified_name for s in specs]}, "manager"))

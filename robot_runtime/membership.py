@@ -1,22 +1,28 @@
 """Team membership and per-step broadcast rounds: pure logic, no rclpy, no clock of its own.
 
-A robot learns its team only from the rank broadcasts it receives (there is no
-registry). `PeerTable` turns the stream of broadcasts into a membership:
+A robot learns its team only from the rank broadcasts it receives. `PeerTable` turns the
+stream of broadcasts into a membership:
 
-* a peer joins on its first valid broadcast;
-* it leaves at once when it broadcasts the LEAVING flag, or when `lease` of
-  this robot's decided steps in a row passed without a broadcast from it (a
-  crashed or partitioned robot). Counted in decided steps, not step numbers:
-  step numbers may jump (a new simulated episode, a stalled robot) without
-  any peer having missed a step;
-* a broadcast that is malformed (an invalid robot id included), carries another policy hash, lies too far in
-  the future or past, or claims a robot id that another live sender already
-  holds is not used. Each is counted by reason and warned about once per
-  (reason, robot id), so a misconfigured robot cannot flood the log.
+* with a roster (robot_runtime.auth), a broadcast counts only if its robot signed it: an
+  outsider, a forged id or an altered message never enters a round or the team;
+* a peer joins on its first valid broadcast, while the team is below `max_members`;
+* it leaves at once when it broadcasts the LEAVING flag, or when `lease` of this robot's
+  decided steps in a row passed without a receipt from it (a crashed or partitioned robot).
+  Counted in decided steps, not step numbers: step numbers may jump (a new simulated
+  episode, a stalled robot) without any peer having missed a step; and counted from the last
+  receipt, so a broadcast for a far-future step keeps nobody alive;
+* a broadcast that is malformed (an invalid robot id included), unsigned or wrongly signed,
+  carries another policy hash, repeats an (id, step) already heard, lies outside the window
+  of steps around ours, or claims an id that another live sender holds is not used. Each is
+  counted by reason and warned about once per (reason, robot id), within a bound.
 
-`BroadcastRound` collects the peers' scalars and tokens of one step. It is
-complete when every live member has reported or its deadline has passed, and
-then yields the arrays that `rank.visible_peers` and `OnnxPolicy.act_tokens` take.
+Every structure is bounded, whatever the peers send: members by `max_members`, pending
+broadcasts by steps and members, the (id, step) pairs heard by the window, the ids that left
+and the excluded list by a multiple of the team size, events and warnings by count.
+
+`BroadcastRound` collects the peers' scalars and tokens of one step. It is complete when every
+live member has reported or its deadline has passed, and then yields the arrays that
+`rank.visible_peers` and `OnnxPolicy.act_tokens` take.
 
 Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
 """
@@ -24,23 +30,33 @@ Times are passed in (seconds, any monotonic clock) so the tests need no sleeps.
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_runtime import auth
 from robot_runtime.metrics import WarnOnce
 from robot_runtime.protocol import natural_key, robot_id_problem
 from robot_runtime.rank import rank_position
 
 # Why a broadcast was not used. Stable strings: they appear in SwarmStatus.reject_reasons.
-MALFORMED = "malformed"  # empty id, scalar outside [0, 1) or not finite, wrong token size, NaN token
+MALFORMED = "malformed"  # invalid id, scalar outside [0, 1) or not finite, wrong token size, NaN token
+UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE = auth.UNSIGNED, auth.UNKNOWN_KEY, auth.BAD_SIGNATURE
 WRONG_POLICY = "wrong_policy"  # another policy hash: never mix two policies in one team
 DUPLICATE_ID = "duplicate_id"  # the id is held by another live sender (or is our own id)
+REPLAYED = "replayed"  # a second broadcast for an (id, step) already heard
+OUTSIDE_WINDOW = "outside_window"  # a step too far from ours to be this team's (or a replay of an old one)
+TEAM_FULL = "team_full"  # a new id while the team has max_members peers
 LATE_STEP = "late_step"  # for a step whose decision is already made
 FUTURE_STEP = "future_step"  # too far ahead: the sender's step counter is out of sync with ours
-REJECT_REASONS = (MALFORMED, WRONG_POLICY, DUPLICATE_ID, LATE_STEP, FUTURE_STEP)
+REJECT_REASONS = (MALFORMED, UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_POLICY, DUPLICATE_ID, REPLAYED,
+                  OUTSIDE_WINDOW, TEAM_FULL, LATE_STEP, FUTURE_STEP)
+# Steps around the receiver's that a broadcast may carry: a simulated episode's block of step
+# numbers jumps by at most its length (100 for coverage), a robot that restarts comes back a few
+# hundred steps on; a step further away is no teammate's.
+STEP_WINDOW = 1000
 
 # Membership events.
 JOIN = "join"
@@ -62,6 +78,17 @@ class Broadcast:
     # that claim the same robot id have different senders. "" when the transport does
     # not say; conflicting scalars for the same (id, step) then reveal a duplicate.
     sender: str = ""
+    stamp_ns: int = 0  # the sender's stamp, covered by the signature
+    signature: bytes = b""  # Ed25519 over auth.broadcast_bytes(...), "" when unsigned
+
+    @property
+    def flags(self) -> int:
+        return 1 if self.leaving else 0  # RankBroadcast.FLAG_LEAVING
+
+    def signed_bytes(self) -> bytes:
+        sec, nanosec = divmod(self.stamp_ns, 1_000_000_000)
+        return auth.broadcast_bytes(self.robot_id, self.step, self.scalar, self.policy_hash, self.token, self.flags,
+                                    sec, nanosec)
 
 
 @dataclass(frozen=True)
@@ -83,9 +110,9 @@ class Verdict:
 @dataclass
 class _Peer:
     sender: str
-    last_step: int
     joined_step: int
-    silent_rounds: int = 0  # this robot's decided steps in a row that the peer did not reach
+    heard: bool = True  # a receipt since the last decided step
+    silent_rounds: int = 0  # this robot's decided steps in a row without a receipt from the peer
 
 
 class PeerTable:
@@ -104,6 +131,8 @@ class PeerTable:
         future_window: int = 2,
         warn: Callable[[str], None] | None = None,
         max_events: int = 1000,
+        roster: auth.Roster | None = None,
+        max_members: int = 15,
     ) -> None:
         if lease < 1:
             raise ValueError(f"{own_id}: lease must be >= 1 step, got {lease}")
@@ -111,16 +140,23 @@ class PeerTable:
         self.policy_hash = policy_hash
         self.token_size = token_size
         self.lease = lease
+        self.roster = roster
+        self.max_members = max_members
         # Broadcasts up to this many steps ahead are kept for later: in lockstep a
         # faster peer may already broadcast step k+1 while we still wait in step k.
         self.future_window = future_window
         self.max_pending_steps = 2 * future_window + 2
+        # Steps behind ours that are still checked for replays; an older broadcast is refused
+        # (OUTSIDE_WINDOW): it could be a replay, and it is too late to be used anyway.
+        self.replay_window = 2 * self.max_pending_steps + 2
         self._warn_once = WarnOnce(warn or (lambda text: None))
         self._peers: dict[str, _Peer] = {}
-        self._left_at: dict[str, int] = {}  # id -> step it left at; older broadcasts cannot rejoin it
+        self._left_at: OrderedDict[str, int] = OrderedDict()  # id -> step it left at (older cannot rejoin it)
         self._pending: dict[int, dict[str, Broadcast]] = {}  # step -> id -> broadcast
+        self._heard: dict[int, set[tuple[str, bool]]] = {}  # step -> (id, leaving) accepted: replays
+        self._newest_heard = -1  # the newest step in _heard (the window of replay protection)
         self.reject_counts: Counter[str] = Counter()
-        self.excluded: dict[str, str] = {}  # id -> why it is kept out of the team (for SwarmStatus)
+        self.excluded: OrderedDict[str, str] = OrderedDict()  # id -> why it is kept out (for SwarmStatus)
         self.events: deque[MembershipEvent] = deque(maxlen=max_events)  # the latest ones
         self.events_total = 0
 
@@ -144,12 +180,18 @@ class PeerTable:
         """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first).
 
         future_check=False: the robot cannot know which step comes next (lockstep, between two
-        observations; the sim may jump to the next episode's block) so a broadcast far ahead of
-        `floor_step` is kept for later, within `max_pending_steps`.
+        observations; the sim may jump to the next episode's block) so a broadcast ahead of
+        `floor_step` (within STEP_WINDOW) is kept for later, within `max_pending_steps`.
         """
         problem = self._malformed(b)
         if problem:
             return self._reject(MALFORMED, repr(b.robot_id[:64]) if b.robot_id else "<empty id>", problem)
+        if self.roster is not None:
+            reason = self.roster.verify(b.robot_id, b.signed_bytes(), b.signature)
+            if reason:
+                return self._reject(reason, b.robot_id, {auth.UNSIGNED: "no signature", auth.UNKNOWN_KEY:
+                                                         "not in the roster", auth.BAD_SIGNATURE:
+                                                         "signature does not verify"}[reason])
         if b.policy_hash != self.policy_hash:
             return self._reject(
                 WRONG_POLICY, b.robot_id, f"policy hash {b.policy_hash!r}, this team runs {self.policy_hash!r}"
@@ -157,20 +199,27 @@ class PeerTable:
         if b.robot_id == self.own_id:
             return self._reject(DUPLICATE_ID, b.robot_id, "another process broadcasts with this robot's own id")
         peer = self._peers.get(b.robot_id)
-        if peer is not None and b.sender and peer.sender and b.sender != peer.sender:
-            return self._reject(
-                DUPLICATE_ID, b.robot_id, f"second sender {b.sender[:12]}.. while {peer.sender[:12]}.. holds the id"
-            )
+        if peer is None and b.leaving and self._left_at.get(b.robot_id) == b.step:
+            return Verdict(False, "")  # another copy of a LEAVING already applied
+        if floor_step is not None and not floor_step - self.replay_window <= b.step <= floor_step + STEP_WINDOW:
+            return self._reject(OUTSIDE_WINDOW, b.robot_id, f"step {b.step}, ours is {floor_step}")
         held = self._pending.get(b.step, {}).get(b.robot_id)
         if held is not None and held.scalar != b.scalar and not b.leaving:
             return self._reject(
                 DUPLICATE_ID, b.robot_id, f"two different scalars for step {b.step} ({held.scalar} and {b.scalar})"
             )
+        if (b.robot_id, b.leaving) in self._heard.get(b.step, ()):
+            return self._reject(REPLAYED, b.robot_id, f"a second broadcast for step {b.step}")
+        if peer is not None and b.sender and peer.sender and b.sender != peer.sender:
+            return self._reject(
+                DUPLICATE_ID, b.robot_id, f"second sender {b.sender[:12]}.. while {peer.sender[:12]}.. holds the id"
+            )
 
         if b.leaving:
+            self._remember(b)
             if peer is not None:
                 del self._peers[b.robot_id]
-                self._left_at[b.robot_id] = b.step
+                self._left(b.robot_id, b.step)
                 self._event(MembershipEvent(LEAVE, b.robot_id, b.step))
                 for per_step in self._pending.values():
                     per_step.pop(b.robot_id, None)
@@ -184,13 +233,14 @@ class PeerTable:
             if b.step <= self._left_at.get(b.robot_id, -1):
                 # In flight before its LEAVING: not a rejoin.
                 return self._reject(LATE_STEP, b.robot_id, f"step {b.step} sent before it left")
-            peer = self._peers[b.robot_id] = _Peer(sender=b.sender, last_step=b.step, joined_step=b.step)
+            if len(self._peers) >= self.max_members:
+                return self._reject(TEAM_FULL, b.robot_id, f"the team already has {self.max_members} peers")
+            peer = self._peers[b.robot_id] = _Peer(sender=b.sender, joined_step=b.step)
             self._left_at.pop(b.robot_id, None)
             self.excluded.pop(b.robot_id, None)
             self._event(MembershipEvent(JOIN, b.robot_id, b.step))
-        # Even a late broadcast proves the peer is alive.
-        peer.last_step = max(peer.last_step, b.step)
-        peer.silent_rounds = 0
+        self._remember(b)
+        peer.heard = True  # even a late broadcast proves the peer is alive
         if floor_step is not None and b.step < floor_step:
             return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         self._pending.setdefault(b.step, {})[b.robot_id] = b
@@ -201,11 +251,13 @@ class PeerTable:
         return Verdict(True)
 
     def end_round(self, step: int) -> list[MembershipEvent]:
-        """Step `step` is decided: expire peers silent for `lease` decided steps, forget old broadcasts."""
+        """Step `step` is decided: expire peers without a receipt for `lease` decided steps, forget old
+        broadcasts."""
         expired = []
+        reported = self._pending.get(step, {})
         for robot_id, peer in list(self._peers.items()):
-            if peer.last_step < step:
-                peer.silent_rounds += 1
+            peer.silent_rounds = 0 if peer.heard or robot_id in reported else peer.silent_rounds + 1
+            peer.heard = False
             if peer.silent_rounds >= self.lease:
                 del self._peers[robot_id]
                 event = MembershipEvent(EXPIRE, robot_id, step)
@@ -213,9 +265,25 @@ class PeerTable:
                 self._event(event)
         for old in [s for s in self._pending if s <= step]:
             del self._pending[old]
+        for old in [s for s in self._heard if s < step - self.replay_window]:
+            del self._heard[old]
         return expired
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _remember(self, b: Broadcast) -> None:
+        """(id, step) heard, for replays; only the window of steps below the newest is kept."""
+        self._heard.setdefault(b.step, set()).add((b.robot_id, b.leaving))
+        self._newest_heard = max(self._newest_heard, b.step)
+        if len(self._heard) > 2 * self.replay_window:  # bounded also while no round ends
+            for old in sorted(self._heard)[: len(self._heard) - 2 * self.replay_window]:
+                del self._heard[old]
+
+    def _left(self, robot_id: str, step: int) -> None:
+        self._left_at[robot_id] = step
+        self._left_at.move_to_end(robot_id)
+        while len(self._left_at) > 4 * self.max_members:
+            self._left_at.popitem(last=False)
 
     def new_events(self, seen: int) -> list[MembershipEvent]:
         """Events after the first `seen` of all time (those still kept)."""
@@ -243,10 +311,13 @@ class PeerTable:
 
     def _reject(self, reason: str, robot_id: str, detail: str) -> Verdict:
         self.reject_counts[reason] += 1
-        if reason == WRONG_POLICY:
+        if reason in (WRONG_POLICY, UNKNOWN_KEY):
             # Kept out of the team as a whole. (A duplicate id is not listed: the id's
             # first holder stays a member; the counter and the warning name the clash.)
             self.excluded[robot_id] = reason
+            self.excluded.move_to_end(robot_id)
+            while len(self.excluded) > 2 * self.max_members:
+                self.excluded.popitem(last=False)
         self._warn_once(f"{reason}:{robot_id}", f"ignoring broadcasts of {robot_id} ({reason}: {detail})")
         return Verdict(False, reason)
 

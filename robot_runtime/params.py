@@ -114,6 +114,17 @@ ROBOT_NODE = (  # robot_runtime.ros.node
               range=(0.05, 3600.0)),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of every thread (robot_runtime.sched); 0: "
               "time-sharing", range=(0, 99)),
+    ParamSpec("roster", "", "the team's roster (robot_runtime.auth): only broadcasts its robots signed count, "
+              "and only its operators release an e-stop; empty: needs allow_unsigned"),
+    ParamSpec("key", "", "this robot's private key file (robot-runtime keys create)"),
+    ParamSpec("allow_unsigned", False, "run without a roster, broadcasts neither signed nor checked (a lab bench; "
+              "warned at every start)"),
+    ParamSpec("watchdog_s", 1.0, "no decision for this long while active: zero commands until the next one; "
+              "0: off", read_only=False, range=(0.0, 3600.0)),
+    ParamSpec("watchdog_action", "zero", "what a tripped watchdog sends: zero commands, or nothing (the driver "
+              "holds)", choices=("zero", "hold")),
+    ParamSpec("heartbeat_timeout_s", 0.0, "stop when no operator heartbeat (/fleet/heartbeat) came for this long; "
+              "0: no heartbeat needed", range=(0.0, 3600.0)),
     ParamSpec("autostart", True, "configure and activate at start; false: wait for lifecycle transitions"),
     ParamSpec("stats_json", "", "write decision statistics to this file at exit"),
 )

@@ -125,13 +125,21 @@ def parse_observation(manifest: Manifest, self_features: object, task_features: 
     tasks [T, Ft]), under the rules act_tokens applies. A robot checks before it broadcasts, so that
     it never commits to a step it cannot act in."""
     fs, _, ft = manifest.layout.sizes
+    most_tasks = manifest.n_tasks if manifest.n_tasks >= 0 else manifest.n_agents_max  # tasks scale with the team
+    if not 1 <= task_count <= most_tasks:
+        raise PolicyInputError(f"{mf.IN_TASKS}: task_count {task_count}, the policy takes 1..{most_tasks}",
+                               "task_count")
+    # Sizes before any copy: an oversize array is refused, not converted.
+    if len(self_features) != fs:
+        raise PolicyInputError(f"{mf.IN_SELF}: {len(self_features)} floats, the policy needs {fs}",
+                               "self_features_size")
+    if len(task_features) != task_count * ft:
+        raise PolicyInputError(f"{mf.IN_TASKS}: {len(task_features)} floats, task_count {task_count} x {ft} "
+                               f"features needs {task_count * ft}", "task_features_size")
     self_f = np.asarray(self_features, dtype=np.float32)
     tasks = np.asarray(task_features, dtype=np.float32)
-    if self_f.shape != (fs,):
-        raise PolicyInputError(f"{mf.IN_SELF}: {self_f.size} floats, the policy needs {fs}", "self_features_size")
-    if tasks.size != task_count * ft:
-        raise PolicyInputError(f"{mf.IN_TASKS}: {tasks.size} floats, task_count {task_count} x {ft} features "
-                               f"needs {task_count * ft}", "task_features_size")
+    if self_f.shape != (fs,) or tasks.ndim != 1:
+        raise PolicyInputError(f"{mf.IN_SELF}, {mf.IN_TASKS}: flat arrays expected", "shape")
     _check_task_count(manifest, task_count)
     if not (np.isfinite(self_f).all() and np.isfinite(tasks).all()):
         raise PolicyInputError(f"{mf.IN_SELF} or {mf.IN_TASKS}: NaN or infinite values", "not_finite")

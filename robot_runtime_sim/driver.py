@@ -8,6 +8,7 @@ records what the robots say on /swarm/rank (LEAVING flags).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class ActionRecord:
     peers_seen: int
     team_size: int
     received: float  # time.monotonic() at receipt
+    stop: bool = False  # Action.FLAG_STOP: a zero command of the robot's safety layer
 
 
 class LockstepDriver:
@@ -42,7 +44,8 @@ class LockstepDriver:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.step = 0
-        self.actions: dict[int, dict[str, ActionRecord]] = {}
+        self.actions: dict[int, dict[str, ActionRecord]] = {}  # each step's answers (an out-of-band stop replaces none)
+        self.all_actions: deque[ActionRecord] = deque(maxlen=10000)  # every action, stops included, in order
         self.leaving_at: dict[str, float] = {}  # robot id -> monotonic time its first LEAVING arrived
         self.broadcasts: list[tuple[float, Any]] = []
         self.bus = LockstepBus(self.node, self.robot_ids, self.spin_once, self._on_action)
@@ -55,8 +58,10 @@ class LockstepDriver:
 
     def _on_action(self, robot_id: str, msg: Action) -> None:
         rec = ActionRecord(msg.robot_id, int(msg.step), tuple(msg.values), int(msg.rank), int(msg.peers_seen),
-                           int(msg.team_size), time.monotonic())
-        self.actions.setdefault(rec.step, {})[rec.robot_id] = rec
+                           int(msg.team_size), time.monotonic(), bool(msg.flags & Action.FLAG_STOP))
+        self.all_actions.append(rec)
+        if not rec.stop or rec.step not in self.actions or robot_id not in self.actions[rec.step]:
+            self.actions.setdefault(rec.step, {})[rec.robot_id] = rec
 
     def _on_broadcast(self, msg: RankBroadcast) -> None:
         now = time.monotonic()

@@ -3,9 +3,11 @@ separate OS processes, for machines without the ROS 2 launch system.
 
 The process list is the launch file's (robot_runtime.fleet.swarm_nodes): robots (autostart off),
 the lifecycle manager, which configures all of them and then activates them together, and the
-simulator, which waits until the whole team is active. SIGINT/SIGTERM are forwarded; when the
-simulator is done, the robots get SIGTERM (they broadcast LEAVING and write their stats); the
-simulator's summary and the robots' measurements are merged into one JSON.
+simulator, which waits until the whole team is active. Each run makes its own roster and keys
+(in the log directory): the robots sign their broadcasts, as a deployed team does.
+SIGINT/SIGTERM are forwarded; when the simulator is done, the robots get SIGTERM (they broadcast
+LEAVING and write their stats); the simulator's summary and the robots' measurements are merged
+into one JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robot_runtime.auth import create_keys
 from robot_runtime.fleet import Fleet, NodeSpec, load_fleet, simulated_fleet, swarm_nodes
 from robot_runtime.manifest import load_manifest
 from robot_runtime.metrics import summary as latency_summary
@@ -108,7 +111,11 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
            "rate": float(rate), "n_actions": int(n_actions or 0), "realtime_priority": realtime_priority,
            "summary_json": str(logs / "sim.json")}
     robot_params = {**({"seed": -1} if seed is None else {}), **(node_params or {})}
-    specs = swarm_nodes(team, str(Path(policy).resolve()), sim, robot_params)
+    # An ephemeral roster for this run: signing is on unless the caller allows unsigned robots.
+    keys_dir = None if robot_params.get("allow_unsigned") else str(logs / "keys")
+    if keys_dir:
+        create_keys(keys_dir, team.ids, manifest.model_sha256[:16], operators=["operator"])
+    specs = swarm_nodes(team, str(Path(policy).resolve()), sim, robot_params, keys_dir=keys_dir)
     for spec in specs:
         if spec.role == "robot":
             spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")

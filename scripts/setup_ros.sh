@@ -93,11 +93,11 @@ grep -q 'ros_env.sh' "$VENV/bin/activate" || printf '\n# robot_runtime: the venv
 # Smoke test in a clean environment: import, construct, and serialize (loads the C typesupport).
 clean_py -c '
 from rclpy.serialization import serialize_message
-from robot_runtime_msgs.msg import RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport
+from robot_runtime_msgs.msg import RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, EStop
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import TransitionEvent
 from rosgraph_msgs.msg import Clock
-for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, DiagnosticArray, TransitionEvent, Clock):
+for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, EStop, DiagnosticArray, TransitionEvent, Clock):
     serialize_message(t())
 ' || die "smoke test failed: robot_runtime_msgs does not import/serialize"
 

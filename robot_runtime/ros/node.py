@@ -23,6 +23,7 @@ import math
 import sys
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,11 @@ from rclpy.qos_overriding_options import InvalidQosOverridesError
 from rclpy.serialization import serialize_message
 from rclpy.subscription import Subscription
 from rclpy.time import Time
-from robot_runtime_msgs.msg import Action, Observation, RankBroadcast, SwarmStatus
+from robot_runtime_msgs.msg import Action, EStop, Observation, RankBroadcast, SwarmStatus
+from std_msgs.msg import Header
 
 from robot_runtime import decision
+from robot_runtime.auth import Roster, Signer, load_roster, public_text
 from robot_runtime.decision import ActionOut, DecisionConfig, DecisionCore, ObservationIn
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.manifest import ManifestError
@@ -51,6 +54,7 @@ from robot_runtime.ros.params import ParameterError, declare
 from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
 from robot_runtime.ros.status import Report
+from robot_runtime.safety import EStopLatch, EStopMessage, SafetyMonitor
 from robot_runtime.sched import apply_fifo, scheduling_of
 
 NODE_NAME = "policy"
@@ -88,6 +92,7 @@ class RobotNode(LifecycleNode):
         self.obs_transit_ms = Window(20000)  # observation stamp -> our receipt
         self.own_stamps: deque[int] = deque(maxlen=64)  # our broadcasts' stamps: DDS echoes them to us
         self.own_gid = ""
+        self.signer: Signer | None = None
         self.broadcast_bytes = 0
         self.startup_to_ready_s = float("nan")
         # Status and /diagnostics from the start: an unconfigured robot, or one whose configure failed,
@@ -156,21 +161,49 @@ class RobotNode(LifecycleNode):
                                 deadline_s=self._deadline(s["deadline_s"]), lease_steps=s["lease_steps"],
                                 expected_team=s["expected_team"])
         draws = ScalarSource(None if s["seed"] < 0 else s["seed"], self.robot_id)
+        roster, self.signer = self._identity(self.policy)
+        safety = SafetyMonitor(EStopLatch(roster, unsigned_release=s["allow_unsigned"]), s["watchdog_s"],
+                               s["heartbeat_timeout_s"])
         self.core = DecisionCore(config, self.policy, self, draws, warn=self.log.warning, info=self.log.info,
-                                 clock=time.monotonic)
+                                 clock=time.monotonic, roster=roster, safety=safety,
+                                 watchdog_hold=s["watchdog_action"] == "hold")
         self.report = Report(self.robot_id, "inactive", self.core, provider=self.policy.provider,
                              step_source=s["step_source"], expected_team=s["expected_team"],
                              sequence=self.report.sequence)
         self._create_entities()
         sample = RankBroadcast(robot_id=self.robot_id, policy_hash=self.core.policy_hash,
-                               token=[0.0] * m.layout.sizes[1])
+                               token=[0.0] * m.layout.sizes[1], signature=bytes(64 if self.signer else 0))
         self.broadcast_bytes = len(serialize_message(sample))
         freeze_startup_heap()
         self.startup_to_ready_s = process_age_s()
         self.log.info(f"policy {m.scenario}/{m.method} hash {self.core.policy_hash} on {self.policy.provider}, "
                       f"step source {config.step_source}, period {self.period_s:g}s, deadline {config.deadline_s:g}s, "
                       f"lease {config.lease_steps}, seed {s['seed']}, broadcast {self.broadcast_bytes} bytes, "
-                      f"waits on {self.spinner.waits_on}")
+                      f"waits on {self.spinner.waits_on}, roster {roster.fingerprint if roster else 'none'}")
+
+    def _identity(self, policy: OnnxPolicy) -> tuple[Roster | None, Signer | None]:
+        """The roster and this robot's key, checked against each other and the policy."""
+        s = self.settings
+        if not s["roster"]:
+            if not s["allow_unsigned"]:
+                raise ValueError("no roster: give roster and key (robot-runtime keys create), or set "
+                                 "allow_unsigned:=true for a lab bench")
+            self.log.warning("allow_unsigned: broadcasts are neither signed nor checked; any process on this ROS "
+                             "domain can join the team or take a robot's id, and an e-stop is released unsigned")
+            return None, None
+        roster = load_roster(s["roster"])
+        policy_hash = policy.manifest.model_sha256[:16]
+        if roster.policy_hash != policy_hash:
+            raise ValueError(f"{s['roster']}: the roster's policy is {roster.policy_hash}, {s['policy']} is "
+                             f"{policy_hash}")
+        if self.robot_id not in roster.robots:
+            raise ValueError(f"{s['roster']}: {self.robot_id} is not in the roster")
+        if not s["key"]:
+            raise ValueError("parameter key is empty: give this robot's private key file")
+        signer = Signer.load(s["key"])
+        if signer.public != public_text(roster.robots[self.robot_id]):
+            raise ValueError(f"{s['key']}: not {self.robot_id}'s key in {s['roster']}")
+        return roster, signer
 
     def _deadline(self, value: float) -> float:
         return value or decision.DEADLINE_FRACTION * self.period_s
@@ -186,6 +219,11 @@ class RobotNode(LifecycleNode):
                                      **qos.overridable(qos.RANK_QOS)))
             self.entities.append(sub(Observation, qos.OBSERVATION_TOPIC, self._on_observation, callback_group=hot,
                                      **qos.overridable(qos.OBSERVATION_SUB_QOS)))
+            self.pub_estop = pub(EStop, qos.ESTOP_TOPIC, qos.ESTOP_QOS)  # relays the state this robot accepted
+            self.entities += [self.pub_estop,
+                              sub(EStop, qos.ESTOP_TOPIC, self._on_estop, qos.ESTOP_QOS, callback_group=hot),
+                              sub(Header, qos.HEARTBEAT_TOPIC, self._on_heartbeat, qos.HEARTBEAT_QOS,
+                                  callback_group=hot)]
         except (RuntimeError, InvalidQosOverridesError, InvalidParameterTypeException) as exc:
             raise ParameterError(f"bad QoS override parameter ({exc}); expected "
                                  "qos_overrides.<topic>.<publisher|subscription>.<history|depth|reliability>") from None
@@ -231,15 +269,18 @@ class RobotNode(LifecycleNode):
 
     def _publish_rank(self, b: Broadcast) -> None:
         stamp = self.get_clock().now().to_msg()
-        self.own_stamps.append(stamp.sec * 1_000_000_000 + stamp.nanosec)
+        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        self.own_stamps.append(stamp_ns)
+        signature = self.signer.sign(replace(b, stamp_ns=stamp_ns).signed_bytes()) if self.signer else b""
         self.pub_rank.publish(RankBroadcast(
             stamp=stamp, robot_id=b.robot_id, step=b.step, scalar=b.scalar, policy_hash=b.policy_hash,
-            token=b.token.tolist(), flags=RankBroadcast.FLAG_LEAVING if b.leaving else 0))
+            token=b.token.tolist(), flags=b.flags, signature=signature))
 
     def act(self, action: ActionOut) -> None:
         self.pub_action.publish(Action(
             stamp=self.get_clock().now().to_msg(), step=action.step, robot_id=self.robot_id,
-            values=list(action.values), rank=action.rank, peers_seen=action.peers_seen, team_size=action.team_size))
+            values=list(action.values), rank=action.rank, peers_seen=action.peers_seen, team_size=action.team_size,
+            flags=Action.FLAG_STOP if action.stop else 0))
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -262,9 +303,23 @@ class RobotNode(LifecycleNode):
             return
         b = Broadcast(robot_id=msg.robot_id, step=int(msg.step), scalar=float(msg.scalar), policy_hash=msg.policy_hash,
                       token=np.asarray(msg.token, dtype=np.float32),
-                      leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), sender=sender)
+                      leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), sender=sender,
+                      stamp_ns=msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, signature=bytes(msg.signature))
         self.transit_ms.add(self._age_ms(msg.stamp))
         self.core.on_broadcast(b, time.monotonic())
+
+    def _on_estop(self, msg: EStop) -> None:
+        if self.core is None:
+            return
+        estop = EStopMessage(bool(msg.raised), msg.operator_name, msg.reason,
+                             msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, bytes(msg.signature))
+        if self.core.on_estop(estop, time.monotonic()):
+            self.pub_estop.publish(msg)  # latched: a robot that starts later learns it from us too
+            self.next_status = time.monotonic()
+
+    def _on_heartbeat(self, msg: Header) -> None:
+        if self.core is not None:
+            self.core.safety.on_heartbeat(time.monotonic())
 
     def _on_clock_msg(self, msg: Any) -> None:
         self.get_clock().set_ros_time_override(Time.from_msg(msg.clock))
@@ -288,8 +343,10 @@ class RobotNode(LifecycleNode):
             timeout = min(SIGNALLED_IDLE_WAKE_S, self.next_status - now)
             core = self.core
             clocked = core is not None and core.active and core.config.step_source == decision.CLOCK
-            if core is not None and core.wake_at() is not None:
-                timeout = min(timeout, core.wake_at() - now)
+            if core is not None:
+                for due in (core.wake_at(), core.wake_for_safety(now)):
+                    if due is not None:
+                        timeout = min(timeout, due - now)
             if clocked:
                 timeout = min(timeout, self._clock_step()[1])
             if self.leaving_due:
@@ -317,6 +374,8 @@ class RobotNode(LifecycleNode):
             if core.active and core.config.step_source == decision.CLOCK:
                 core.on_clock(self._clock_step()[0], now)
             core.poll(now)
+            if core.safety_tick(now) != self.report.safety_state:
+                self.next_status = now  # tell the operator at once
         while self.leaving_due and self.leaving_due[0][0] <= now:
             self._publish_rank(self.leaving_due.popleft()[1])
         if now >= self.next_status:

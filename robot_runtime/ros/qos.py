@@ -24,6 +24,11 @@ Why each choice:
 * `/diagnostics` (diagnostic_msgs/DiagnosticArray): RELIABLE, VOLATILE, depth 10, what the
   ROS diagnostics tools (aggregator, rqt_robot_monitor) subscribe with.
 * `/clock` (use_sim_time): BEST_EFFORT, depth 1, as rclpy's own time source reads it.
+* `/fleet/estop` (EStop): RELIABLE, TRANSIENT_LOCAL, KEEP_LAST 1: latched, so that a robot that
+  starts while the stop is raised gets it at once from every writer (each robot relays the latest
+  state it accepted); reliable, because a lost stop must be repaired.
+* `/fleet/heartbeat` (std_msgs/Header, the operator's dead-man's switch): BEST_EFFORT, depth 1: only
+  the latest matters, and its absence is the signal.
 
 A robot node lets each of its topics' history, depth and reliability be overridden at
 start-up with ROS 2's standard QoS override parameters, e.g.
@@ -42,6 +47,8 @@ ACTION_TOPIC = "action"
 STATUS_TOPIC = "swarm_status"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 CLOCK_TOPIC = "/clock"
+ESTOP_TOPIC = "/fleet/estop"
+HEARTBEAT_TOPIC = "/fleet/heartbeat"
 
 def _volatile(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
     """Keep-last, volatile: no topic here has late joiners that need old samples."""
@@ -59,6 +66,9 @@ STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Re
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 DIAGNOSTICS_QOS = _volatile(10, ReliabilityPolicy.RELIABLE)
 CLOCK_QOS = _volatile(1, ReliabilityPolicy.BEST_EFFORT)
+ESTOP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+HEARTBEAT_QOS = _volatile(1, ReliabilityPolicy.BEST_EFFORT)
 EPISODES_QOS = _volatile(64, ReliabilityPolicy.RELIABLE)
 
 

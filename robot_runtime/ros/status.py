@@ -1,8 +1,9 @@
 """A robot's health as ROS messages: SwarmStatus (for the simulator and tools of this project)
 and diagnostic_msgs/DiagnosticArray on /diagnostics (for the standard ROS tools).
 
-Levels: OK while the robot decides without trouble; WARN when, since the previous report,
-it missed a deadline or rejected input, or while it sees fewer robots than `expected_team`;
+Levels: OK while the robot decides without trouble; WARN while it is stopped by its safety
+layer (e-stop, watchdog, lost heartbeat), when, since the previous report, it missed a deadline
+or rejected input, or while it sees fewer robots than `expected_team`;
 ERROR when it could not configure (the reason is the message). An inactive robot is OK: it was
 told to stand by.
 """
@@ -39,10 +40,15 @@ class Report:
     sequence: int = 0
     _last: dict = field(default_factory=dict)  # counters at the previous report
 
+    @property
+    def safety_state(self) -> str:
+        return self.core.safety_state if self.core is not None else "ok"
+
     def swarm_status(self, stamp: Any) -> SwarmStatus:
         core = self.core
         msg = SwarmStatus(stamp=stamp, robot_id=self.robot_id, sequence=self.sequence,
-                          lifecycle_state=self.lifecycle_state, execution_provider=self.provider)
+                          lifecycle_state=self.lifecycle_state, execution_provider=self.provider,
+                          safety_state=self.safety_state)
         if core is None:
             msg.members = [self.robot_id]
             msg.decision_latency_p50_ms = msg.decision_latency_p99_ms = _NAN
@@ -81,9 +87,14 @@ class Report:
             "execution_provider": status.execution_provider,
             "step_source": self.step_source,
         }
-        if self.core is not None:  # the settings the decision core runs with now
+        if self.core is not None:  # the settings the decision core runs with now, and its safety layer
             values["deadline_s"] = f"{self.core.config.deadline_s:g}"
             values["lease_steps"] = str(self.core.config.lease_steps)
+            values["safety_state"] = self.core.safety_state
+            values["signed_broadcasts"] = "yes" if self.core.roster is not None else "no (allow_unsigned)"
+            estop = self.core.safety.latch.latest
+            if estop is not None:
+                values["estop"] = f"{'raised' if estop.raised else 'released'} by {estop.operator!r}: {estop.reason}"
         entry = DiagnosticStatus(level=level, name=f"robot_runtime: {self.robot_id}", message=message,
                                  hardware_id=self.robot_id,
                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
@@ -98,6 +109,10 @@ class Report:
         self._last = {"misses": misses, "rejects": rejects}
         if status.lifecycle_state != "active":
             return DiagnosticStatus.OK, status.lifecycle_state
+        if status.safety_state != "ok":
+            estop = self.core.safety.latch.latest if self.core is not None else None
+            why = f" by {estop.operator!r}: {estop.reason}" if status.safety_state == "estop" and estop else ""
+            return DiagnosticStatus.WARN, f"stopped ({status.safety_state}{why})"
         problems = []
         if new_misses:
             problems.append(f"{new_misses} deadline misses since the last report")

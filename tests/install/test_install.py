@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
-ROBOT_COMMANDS = ["clean-shm", "manage", "node"]
+ROBOT_COMMANDS = ["clean-shm", "estop", "heartbeat", "keys", "manage", "node"]
 EXECUTABLES = {"robot_node", "lifecycle_manager", "sim"}
 
 
@@ -109,7 +109,8 @@ def test_ros2_run_executable_starts_a_robot_node(ros_domain, tmp_path):
 
     exe = Path(sys.prefix) / "lib" / "robot_runtime" / "robot_node"
     proc = subprocess.Popen([exe, "--ros-args", "-r", "__ns:=/robot_0", "-p",
-                             f"policy:={ROOT / 'policies/xor/policy.onnx'}"], env=ros_domain.env(),
+                             f"policy:={ROOT / 'policies/xor/policy.onnx'}", "-p", "allow_unsigned:=true"],
+                            env=ros_domain.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=ros_domain.domain)

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from robot_runtime.auth import Signer, create_keys
 from robot_runtime.fleet import NodeSpec
+from robot_runtime.manifest import load_manifest
 from tests.conftest import DomainLease
 
 LEASE = 3
@@ -18,11 +20,13 @@ DEADLINE_S = 0.1
 STATUS_PERIOD_S = 0.2
 
 
-def robot_spec(robot_id: str, policy: Path, team: int, **params: Any) -> NodeSpec:
-    """A robot node as `ros2 run robot_runtime robot_node` starts it (autostart: it brings itself up)."""
+def robot_spec(robot_id: str, policy: Path, team: int, keys: Path | None = None, **params: Any) -> NodeSpec:
+    """A robot node as `ros2 run robot_runtime robot_node` starts it (autostart: it brings itself up),
+    with its key and the team's roster from `keys` (robot-runtime keys create)."""
     index = int(robot_id.rsplit("_", 1)[1])
+    identity = {"roster": str(keys / "roster.yaml"), "key": str(keys / f"{robot_id}.key")} if keys else {}
     values = {"policy": str(policy), "expected_team": team, "seed": index, "deadline_s": DEADLINE_S,
-              "lease_steps": LEASE, "status_period_s": STATUS_PERIOD_S, **params}
+              "lease_steps": LEASE, "status_period_s": STATUS_PERIOD_S, **identity, **params}
     return NodeSpec("robot_node", "policy", f"/{robot_id}", values, "robot")
 
 
@@ -38,6 +42,9 @@ class Fleet:
         self.policy, self.domain, self.log_dir, self.params = policy, domain, log_dir, params
         self.env = domain.env()
         self.ids = [f"robot_{i}" for i in range(n)]
+        # The team's keys (robot_3 is a spare one in the roster, for a robot that joins later).
+        self.keys = log_dir / "keys"
+        create_keys(self.keys, [*self.ids, f"robot_{n}"], load_manifest(policy).model_sha256[:16], ["operator"])
         self.procs: dict[str, subprocess.Popen] = {}
         self.starts = 0
         self.closed = False
@@ -54,7 +61,7 @@ class Fleet:
         return (self.log_dir / f"{robot_id}.{start}.log").read_text()
 
     def start(self, robot_id: str, spec: NodeSpec | None = None) -> subprocess.Popen:
-        spec = spec or robot_spec(robot_id, self.policy, len(self.ids), **self.params)
+        spec = spec or robot_spec(robot_id, self.policy, len(self.ids), self.keys, **self.params)
         spec.parameters.setdefault("stats_json", str(self.log_dir / f"{robot_id}.{self.starts}.json"))
         log = open(self.log_dir / f"{robot_id}.{self.starts}.log", "wb")
         self.starts += 1
@@ -70,6 +77,9 @@ class Fleet:
             assert set(live) <= set(acts), f"step {self.driver.step - 1}: no action from {set(live) - set(acts)}"
             out.append(acts)
         return out
+
+    def signer(self, name: str) -> Signer:
+        return Signer.load(self.keys / f"{name}.key")
 
     def form(self, live: list[str], max_steps: int = 30) -> None:
         """Step until every robot of `live` sees all of them (the robots' discovery of each other is

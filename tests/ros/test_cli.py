@@ -45,9 +45,25 @@ def test_node_bad_parameter_names_the_robot(diamond_export):
 @pytest.mark.parametrize("override", ["qos_overrides./swarm/rank.publisher.reliability:=sometimes",
                                       "qos_overrides./swarm/rank.subscription.depth:=deep"])
 def test_node_bad_qos_override_names_the_robot_and_the_parameter(diamond_export, override):
-    proc = run_cli("node", "--robot-id", "robot_3", "--policy", str(diamond_export[2]), "--ros-args", "-p", override)
+    proc = run_cli("node", "--robot-id", "robot_3", "--policy", str(diamond_export[2]), "--allow-unsigned",
+                   "--ros-args", "-p", override)
     assert proc.returncode == 2
     assert "robot_3" in proc.stderr and "qos_overrides" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_node_without_a_roster_refuses_to_start_unless_allowed_and_then_warns(diamond_export, tmp_path):
+    proc = run_cli("node", "--robot-id", "robot_3", "--policy", str(diamond_export[2]))
+    assert proc.returncode == 2 and "no roster" in proc.stderr and "allow_unsigned" in proc.stderr
+    from robot_runtime.auth import create_keys
+
+    keys = tmp_path / "keys"
+    create_keys(keys, ["robot_3", "robot_4"], "f" * 16)
+    proc = run_cli("node", "--robot-id", "robot_3", "--policy", str(diamond_export[2]), "--roster",
+                   str(keys / "roster.yaml"), "--key", str(keys / "robot_3.key"))
+    assert proc.returncode == 2 and "the roster's policy is ffffffffffffffff" in proc.stderr
+    proc = run_cli("node", "--robot-id", "robot_9", "--policy", str(diamond_export[2]), "--allow-unsigned",
+                   "--ros-args", "-p", "step_source:=nope")  # fails after the warning would have come
+    assert proc.returncode == 2
 
 
 def test_swarm_refuses_a_team_the_policy_cannot_take(tmp_path):

@@ -26,8 +26,16 @@ from tests.conftest import make_export, require
 require("rclpy")
 require("robot_runtime_msgs")
 
+from robot_runtime.auth import Signer, broadcast_bytes  # noqa: E402
 from robot_runtime.fleet import NodeSpec  # noqa: E402
-from robot_runtime.membership import DUPLICATE_ID, MALFORMED, WRONG_POLICY  # noqa: E402
+from robot_runtime.membership import (  # noqa: E402
+    BAD_SIGNATURE,
+    MALFORMED,
+    REPLAYED,
+    UNKNOWN_KEY,
+    UNSIGNED,
+    WRONG_POLICY,
+)
 from robot_runtime.shm import remove_stale_segments  # noqa: E402
 from tests.ros.helpers import DEADLINE_S, LEASE, Fleet, robot_spec, team_sizes  # noqa: E402
 
@@ -140,19 +148,32 @@ def test_bad_input_rejected_counted_and_node_keeps_acting(policy3, tmp_path, ros
             d.publish_observation("robot_0", k, **fields)
             assert d.spin_until(lambda r=reason: rejects(d.status["robot_0"]).get(f"observation:{r}") == 1, 5.0), \
                 f"observation:{reason} was not counted"
-        # Broadcasts a healthy peer must ignore: another policy, robot_1's id from another sender, a burst of
-        # NaN tokens back to back (the node takes a burst in one wake-up and must count each once), an id
-        # that is no robot id.
-        ref = next(m for _, m in d.broadcasts if m.robot_id == "robot_1")
+        # Broadcasts a healthy peer must ignore. The team signs (an ephemeral roster, as swarm makes one);
+        # the sender here has every key of it, to forge what each reason needs.
         from robot_runtime_msgs.msg import RankBroadcast as R
 
-        d.rank_pub.publish(R(robot_id="robot_9", step=k, scalar=0.5, policy_hash="ffffffffffffffff", token=[1.0]))
-        d.rank_pub.publish(R(robot_id="robot_1", step=k, scalar=0.5, policy_hash=ref.policy_hash, token=[1.0]))
-        for _ in range(NAN_BURST):
-            d.rank_pub.publish(R(robot_id="robot_8", step=k, scalar=0.5, policy_hash=ref.policy_hash,
-                                 token=[float("nan")]))
-        d.rank_pub.publish(R(robot_id="x" * 5000, step=k, scalar=0.5, policy_hash=ref.policy_hash, token=[1.0]))
-        want = {f"broadcast:{WRONG_POLICY}": 1, f"broadcast:{DUPLICATE_ID}": 1, f"broadcast:{MALFORMED}": NAN_BURST + 1}
+        ref = [m for _, m in d.broadcasts if m.robot_id == "robot_1"][-1]  # a recent one, to replay
+        rogue = Signer.generate()
+
+        def send(signer, **fields):
+            fields = {"step": k, "scalar": 0.5, "policy_hash": ref.policy_hash, "token": [1.0], **fields}
+            msg = R(stamp=d.node.get_clock().now().to_msg(), **fields)
+            if signer is not None:
+                msg.signature = signer.sign(broadcast_bytes(msg.robot_id, msg.step, msg.scalar, msg.policy_hash,
+                                                            np.asarray(msg.token), msg.flags, msg.stamp.sec,
+                                                            msg.stamp.nanosec))
+            d.rank_pub.publish(msg)
+
+        send(None, robot_id="robot_9")  # an outsider, unsigned
+        send(rogue, robot_id="robot_9")  # an outsider with a key of its own
+        send(rogue, robot_id="robot_1")  # squatting a live robot's id
+        send(fleet.signer("robot_2"), robot_id="robot_2", policy_hash="ffffffffffffffff")  # a teammate, other policy
+        d.rank_pub.publish(ref)  # a replay of a real broadcast
+        for _ in range(NAN_BURST):  # back to back: the node takes a burst in one wake-up, counts each once
+            send(None, robot_id="robot_8", token=[float("nan")])
+        send(None, robot_id="x" * 5000)
+        want = {f"broadcast:{UNSIGNED}": 1, f"broadcast:{UNKNOWN_KEY}": 1, f"broadcast:{BAD_SIGNATURE}": 1,
+                f"broadcast:{WRONG_POLICY}": 1, f"broadcast:{REPLAYED}": 1, f"broadcast:{MALFORMED}": NAN_BURST + 1}
         assert d.spin_until(lambda: all(rejects(d.status["robot_0"]).get(r) == n for r, n in want.items()), 5.0), \
             rejects(d.status["robot_0"])
         assert "robot_0" not in d.actions.get(k, {})
@@ -162,7 +183,7 @@ def test_bad_input_rejected_counted_and_node_keeps_acting(policy3, tmp_path, ros
         excluded = dict(zip(st.excluded_ids, st.excluded_reasons, strict=True))
         print(f"\nrobot_0 rejects: {rejects(st)}; excluded {excluded}")
         assert set(st.members) == {"robot_0", "robot_1"}
-        assert excluded == {"robot_9": WRONG_POLICY}
+        assert excluded == {"robot_9": UNKNOWN_KEY, "robot_2": WRONG_POLICY}
     finally:
         fleet.close()
     assert fleet.log("robot_0").count("wrong_policy") == 1, "warn once per cause"
@@ -222,7 +243,7 @@ def test_robots_started_the_way_launch_ros_starts_them(policy3, tmp_path, ros_do
     """launch_ros adds name and namespace remaps and a parameters file: the nodes must take them."""
     fleet = Fleet(policy3, 2, ros_domain, tmp_path, spawn=False)
     for robot_id in fleet.ids:
-        spec = robot_spec(robot_id, policy3, 2)
+        spec = robot_spec(robot_id, policy3, 2, fleet.keys)
         params = tmp_path / f"{robot_id}.params.yaml"
         params.write_text("/**:\n  ros__parameters:\n" + "".join(f"    {k}: {json.dumps(v)}\n"
                                                                for k, v in spec.parameters.items()))
@@ -315,8 +336,9 @@ def test_lifecycle_deactivate_leaves_the_team_and_activate_rejoins(fleet3):
     assert change_state(fleet3, "/robot_2/policy", Transition.TRANSITION_DEACTIVATE)
     # A zero command (the XOR policy's "hold": index 0) and LEAVING, the process still up.
     assert d.spin_until(lambda: "robot_2" in d.leaving_at, 2.0), "no LEAVING on deactivate"
-    zero = [a for step in d.actions.values() for a in step.values() if a.robot_id == "robot_2" and a.rank == 0]
-    assert zero and zero[-1].values == (0.0,) and zero[-1].step >= before
+    assert d.spin_until(lambda: any(a.robot_id == "robot_2" and a.stop for a in d.all_actions), 2.0), "no zero command"
+    zero = [a for a in d.all_actions if a.robot_id == "robot_2" and a.stop]
+    assert zero[-1].values == (0.0,) and zero[-1].step >= before
     assert fleet3.fresh_status("robot_2").lifecycle_state == "inactive"
     acts = fleet3.steps(2, ["robot_0", "robot_1"])
     assert team_sizes(acts[0]) == {"robot_0": 2, "robot_1": 2}, "out of every peer's mask at once"
@@ -337,7 +359,7 @@ def test_lifecycle_manager_brings_the_team_up_together(policy3, tmp_path, ros_do
     fleet = Fleet(policy3, 3, ros_domain, tmp_path, spawn=False)
     team = ["robot_0", "robot_1"]
     for robot_id in team:
-        fleet.start(robot_id, robot_spec(robot_id, policy3, 2, autostart=False))
+        fleet.start(robot_id, robot_spec(robot_id, policy3, 2, fleet.keys, autostart=False))
     try:
         d = fleet.driver
         assert d.spin_until(lambda: set(d.status) == set(team), 60.0), "no status from the managed robots"
@@ -349,7 +371,7 @@ def test_lifecycle_manager_brings_the_team_up_together(policy3, tmp_path, ros_do
         assert all(a.team_size == 2 for a in fleet.steps(3, team)[-1].values())
 
         # A third robot whose policy file does not exist: configure fails, the manager names it.
-        fleet.start("robot_2", robot_spec("robot_2", tmp_path / "missing.onnx", 3, autostart=False))
+        fleet.start("robot_2", robot_spec("robot_2", tmp_path / "missing.onnx", 3, fleet.keys, autostart=False))
         out = subprocess.run(manager(["robot_2"]).argv(sys.executable), env=fleet.env, capture_output=True, text=True,
                              timeout=120)
         print(f"\nmanager on a broken robot: exit {out.returncode}: {out.stderr.strip().splitlines()[-1:]}")

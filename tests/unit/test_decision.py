@@ -245,11 +245,13 @@ def test_bad_broadcasts_change_nothing():
     assert out.actions[-1].team_size == 3
 
 
-def test_team_beyond_the_policy_limit_keeps_the_peers_that_reported():
+def test_team_beyond_the_policy_limit_admits_no_more_peers():
     config = DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, expected_team=4)
     core, policy, out, warnings = make(config, FakePolicy(manifest(n_max=3)))
     step_all(core, 0, 0.0, {"robot_1": 0.1, "robot_2": 0.2, "robot_3": 0.3})
-    assert len(policy.calls[-1]["visible"]) == 2 and any("surplus" in w for w in warnings)
+    assert core.table.members == ["robot_1", "robot_2"] and core.table.reject_counts[mb.TEAM_FULL] == 1
+    core.poll(DEADLINE)
+    assert len(policy.calls[-1]["visible"]) == 2 and out.actions[-1].team_size == 3
 
 
 def test_a_non_finite_policy_output_is_never_sent():

@@ -46,7 +46,7 @@ def test_launch_file_imports_and_calls_only_documented_api():
     imported: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            assert all(alias.name == "os" for alias in node.names), ast.dump(node)
+            assert all(alias.name in ("os", "tempfile") for alias in node.names), ast.dump(node)
         elif isinstance(node, ast.ImportFrom):
             top = (node.module or "").split(".")[0]
             assert top in ("launch", "launch_ros", "robot_runtime"), f"from {node.module} import ..."
@@ -102,12 +102,15 @@ def _run(module, **arguments):
 
 
 def test_launch_file_runs_the_shared_process_list(launch_module):
-    declared, nodes = _run(launch_module, num_robots="3", policy="/p/policy.onnx", mode="realtime", rate="20")
+    policy = ROOT / "policies" / "coverage" / "policy.onnx"
+    declared, nodes = _run(launch_module, num_robots="3", policy=str(policy), mode="realtime", rate="20")
     assert declared["scenario"] == "coverage" and Path(declared["policy"]) == ROOT / "policies/coverage/policy.onnx"
     assert declared["realtime_priority"] == "0" and declared["use_sim"] == "true"
     sim = {"scenario": "coverage", "mode": "realtime", "rate": 20.0, "episodes": int(declared["episodes"]),
            "seed": int(declared["seed"]), "realtime_priority": 0}
-    want = swarm_nodes(simulated_fleet(3), "/p/policy.onnx", sim)
+    keys = Path(nodes[0].kwargs["parameters"][0]["roster"]).parent  # fresh keys for this launch
+    want = swarm_nodes(simulated_fleet(3), str(policy), sim, {}, keys_dir=str(keys))
+    assert (keys / "roster.yaml").is_file() and (keys / "robot_2.key").is_file()
     assert [type(n).__name__ for n in nodes] == ["Node"] * 5
     assert [n.kwargs["package"] for n in nodes] == [PACKAGE] * 5
     assert [n.kwargs["executable"] for n in nodes] == [s.executable for s in want]
@@ -124,10 +127,11 @@ def test_launch_file_runs_the_shared_process_list(launch_module):
 def test_launch_without_the_simulator_starts_robots_and_their_manager(launch_module, tmp_path):
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("all: {deadline_s: 0.06}\nrobots:\n  scout_1: {}\n  scout_2: {lease_steps: 5}\n")
-    _, nodes = _run(launch_module, use_sim="false", fleet=str(fleet), num_robots="2")
+    _, nodes = _run(launch_module, use_sim="false", fleet=str(fleet), num_robots="2", allow_unsigned="true")
     assert [n.kwargs["namespace"] for n in nodes] == ["/scout_1", "/scout_2", "/"]
     robot = nodes[1].kwargs["parameters"][0]
     assert (robot["deadline_s"], robot["lease_steps"], robot["autostart"]) == (0.06, 5, False)
+    assert robot["allow_unsigned"] is True and "roster" not in robot
     assert nodes[2].kwargs["parameters"][0]["node_names"] == ["/scout_1/policy", "/scout_2/policy"]
 
 

@@ -137,7 +137,7 @@ def test_duplicate_id_by_sender(table, warnings):
 
 def test_duplicate_id_by_conflicting_scalars_without_sender(table):
     assert table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0).used
-    assert table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0).used  # a plain repeat is fine
+    assert table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0).reason == mb.REPLAYED  # a repeat: not twice
     assert table.offer(bc("robot_1", 0, scalar=0.75), floor_step=0).reason == mb.DUPLICATE_ID
 
 
