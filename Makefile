@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP)
 
@@ -100,6 +100,13 @@ bench-swarm: setup
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 2-8 \
 		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 --realtime-priorities 0,10 \
 		--json docs/results/swarm_latency.json
+
+# Hostile input and the safety layer: what signing costs per step, e-stop latency at N = 8, 20 Hz, and a
+# 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed.
+bench-hostile: setup
+	$(PY) benchmarks/signing_cost.py --json docs/results/signing_cost.json
+	$(PY) benchmarks/estop_latency.py --json docs/results/estop_latency.json
+	$(PY) benchmarks/hostile.py --json docs/results/hostile.json --markdown docs/results/hostile.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -95,6 +95,7 @@ class RobotNode(LifecycleNode):
         self.signer: Signer | None = None
         self.broadcast_bytes = 0
         self.startup_to_ready_s = float("nan")
+        self.rss_ready_mb = float("nan")  # resident memory when configured: the baseline of what input adds
         # Status and /diagnostics from the start: an unconfigured robot, or one whose configure failed,
         # is reported too.
         self.pub_status = self.create_publisher(SwarmStatus, qos.STATUS_TOPIC, **qos.overridable(qos.STATUS_QOS))
@@ -176,6 +177,7 @@ class RobotNode(LifecycleNode):
         self.broadcast_bytes = len(serialize_message(sample))
         freeze_startup_heap()
         self.startup_to_ready_s = process_age_s()
+        self.rss_ready_mb = resident_mb()[0]
         self.log.info(f"policy {m.scenario}/{m.method} hash {self.core.policy_hash} on {self.policy.provider}, "
                       f"step source {config.step_source}, period {self.period_s:g}s, deadline {config.deadline_s:g}s, "
                       f"lease {config.lease_steps}, seed {s['seed']}, broadcast {self.broadcast_bytes} bytes, "
@@ -401,8 +403,9 @@ class RobotNode(LifecycleNode):
         """This process and its decisions, as `robot-runtime swarm` merges them (stats_json)."""
         rss, peak_rss = resident_mb()
         out = {"robot_id": self.robot_id, "startup_to_ready_s": round(self.startup_to_ready_s, 3),
-               "rss_mb": round(rss, 1), "peak_rss_mb": round(peak_rss, 1), "scheduling": scheduling_of(),
-               "gc": self.gc_meter.summary(), "lifecycle_state": self.report.lifecycle_state}
+               "rss_ready_mb": round(self.rss_ready_mb, 1), "rss_mb": round(rss, 1),
+               "peak_rss_mb": round(peak_rss, 1), "scheduling": scheduling_of(), "gc": self.gc_meter.summary(),
+               "lifecycle_state": self.report.lifecycle_state}
         if self.core is None:
             return out
         first = self.core.stats.first_decision_at
