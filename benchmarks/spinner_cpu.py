@@ -44,8 +44,9 @@ def receiver(mode: str, seconds: float) -> None:
 
     from robot_runtime.ros.node import RobotNode
 
+    # Unsigned: this measures the waiting, not the verification (benchmarks/signing_cost.py does).
     rclpy.init(args=["spinner_cpu", "--ros-args", "-r", "__ns:=/robot_0", "-p", f"policy:={POLICY}",
-                     "-p", "autostart:=false"])
+                     "-p", "autostart:=false", "-p", "allow_unsigned:=true"])
     node = RobotNode()
     node.trigger_configure()
     node.trigger_activate()

@@ -15,7 +15,11 @@ The rules, each with the case it exists for:
 
 * repeat: an observation for the step being collected is ignored; one for the step just
   decided makes the robot act again (its action may have been lost), nothing else;
-* stale: an observation older than the last decided or open step is rejected (`stale_step`);
+* stale: an observation older than the last decided or open step is rejected (`stale_step`),
+  unless `lease_steps` of them come in a row, each newer than the one before: the source of the
+  steps started again (a restarted simulator), and the robot follows it;
+* future: an observation more than STEP_WINDOW steps past the last decided one (before the first
+  decision: past the newest peer broadcast) is rejected (`future_step`);
 * abandon: a new step that arrives while a round is open closes that round undecided and
   counts a deadline miss (its action would be stale);
 * forming: in its first `lease_steps` decisions after activation, while it knows fewer peers
@@ -28,7 +32,7 @@ The rules, each with the case it exists for:
 * safety (robot_runtime.safety): while the fleet e-stop is raised or the operator heartbeat is
   lost, every answer is a zero command, and one goes out at once and then every period; a
   watchdog sends zeros (or, set to hold, nothing) when no decision came for watchdog_s;
-* future observations (more than STEP_WINDOW steps past the last decided) are rejected.
+* (observations with a step far in the future are rejected, see `future`).
 
 `activate` joins the team (a fresh peer table), `deactivate` broadcasts LEAVING and sends a
 zero command; an inactive core acts on nothing. Outputs leave through `Outputs`.
@@ -184,6 +188,7 @@ class DecisionCore:
         self.last_broadcast_step = -1
         self.latest_obs: tuple[np.ndarray, np.ndarray, float] | None = None  # clock source
         self.last_action: ActionOut | None = None
+        self._stale_run: list[int] = []  # increasing stale observation steps in a row (a restarted source)
 
     # -- configuration and lifecycle ---------------------------------------------------------------
 
@@ -276,9 +281,9 @@ class DecisionCore:
             self.latest_obs = (self_f, tasks, now)
             return
         step = obs.step
-        if self.last_decided >= 0 and step > self.last_decided + STEP_WINDOW:
-            self.reject_observation(FUTURE_STEP, f"step {step} is more than {STEP_WINDOW} ahead of "
-                                                 f"{self.last_decided}")
+        reference = self.last_decided if self.last_decided >= 0 else self.table.newest_step
+        if reference >= 0 and step > reference + STEP_WINDOW:
+            self.reject_observation(FUTURE_STEP, f"step {step} is more than {STEP_WINDOW} ahead of {reference}")
             return
         if self.round is not None and step == self.round.step:
             return  # a repeat: already collecting this step
@@ -287,9 +292,26 @@ class DecisionCore:
                 self.outputs.act(self.last_action)  # our action may have been lost: answer again
             return
         if step < self.last_decided or (self.round is not None and step < self.round.step):
-            self.reject_observation(STALE_STEP, f"step {step} is older than step {max(self.last_decided, 0)}")
-            return
+            if not self._restarted(step):
+                self.reject_observation(STALE_STEP, f"step {step} is older than step {max(self.last_decided, 0)}")
+                return
+        self._stale_run = []
         self._open_round(step, self_f, tasks, now, received=now)
+
+    def _restarted(self, step: int) -> bool:
+        """`lease_steps` older steps in a row, each newer than the one before: the source of the steps
+        started again (a simulator restarted; or this robot was pushed ahead by one bad step number).
+        Follow it instead of refusing it for ever."""
+        run = self._stale_run
+        if run and step <= run[-1]:
+            return False  # a repeat of the same old step is no new sequence
+        run.append(step)
+        if len(run) < self.config.lease_steps:
+            return False
+        self._warn(f"observations restarted at step {run[0]} (the last decided was {self.last_decided}): following")
+        self.round, self.round_obs = None, None
+        self.last_decided = step - 1
+        return True
 
     def on_clock(self, step: int, now: float) -> None:
         """Clock source: the clock is in step `step` now."""

@@ -154,7 +154,7 @@ class PeerTable:
         self._left_at: OrderedDict[str, int] = OrderedDict()  # id -> step it left at (older cannot rejoin it)
         self._pending: dict[int, dict[str, Broadcast]] = {}  # step -> id -> broadcast
         self._heard: dict[int, set[tuple[str, bool]]] = {}  # step -> (id, leaving) accepted: replays
-        self._newest_heard = -1  # the newest step in _heard (the window of replay protection)
+        self.newest_step = -1  # the newest step of a broadcast used: where the team is, before our own steps
         self.reject_counts: Counter[str] = Counter()
         self.excluded: OrderedDict[str, str] = OrderedDict()  # id -> why it is kept out (for SwarmStatus)
         self.events: deque[MembershipEvent] = deque(maxlen=max_events)  # the latest ones
@@ -244,6 +244,7 @@ class PeerTable:
         if floor_step is not None and b.step < floor_step:
             return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         self._pending.setdefault(b.step, {})[b.robot_id] = b
+        self.newest_step = max(self.newest_step, b.step)
         while len(self._pending) > self.max_pending_steps:  # bounded, whatever the peers send
             newest = max(self._pending)
             for robot_id in self._pending.pop(newest):
@@ -274,7 +275,6 @@ class PeerTable:
     def _remember(self, b: Broadcast) -> None:
         """(id, step) heard, for replays; only the window of steps below the newest is kept."""
         self._heard.setdefault(b.step, set()).add((b.robot_id, b.leaving))
-        self._newest_heard = max(self._newest_heard, b.step)
         if len(self._heard) > 2 * self.replay_window:  # bounded also while no round ends
             for old in sorted(self._heard)[: len(self._heard) - 2 * self.replay_window]:
                 del self._heard[old]

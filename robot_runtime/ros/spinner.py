@@ -181,6 +181,9 @@ class HotPathSpinner:
 
         if self._sized_for != len(self.group.members):
             self._build()
+        if not self._subs and not self._guards:  # rcl refuses to wait on an empty wait set
+            self.executor.spin_once(timeout_sec=timeout_s)
+            return []
         ws = self._wait_set
         try:
             with ExitStack() as handles:  # held so that no entity is destroyed while we wait on it

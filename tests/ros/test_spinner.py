@@ -116,3 +116,11 @@ def test_without_a_wait_set_the_fallback_is_loud_and_refused_where_required(crea
     with pytest.raises(spinner_module.SpinnerError, match="realtime_priority > 0 needs the wait-set spinner"):
         spinner.require_wait_set("realtime_priority > 0")
     HotPathSpinner(create_node("asked_for_none"), use_wait_set=False).require_wait_set("anything")  # not asked
+
+
+def test_an_empty_group_waits_out_its_timeout_instead_of_failing(create_node):
+    spinner = HotPathSpinner(create_node("empty"), others_period_s=30.0)
+    spinner.spin_once(0)  # the executor pass
+    start = time.monotonic()
+    spinner.spin_once(0.05)
+    assert time.monotonic() - start < 5.0

@@ -318,3 +318,25 @@ def test_reconfigure_changes_the_next_rounds_deadline_and_lease():
     core.on_broadcast(peer("robot_1", 3, 0.3), t)
     core.poll(t + 0.02)
     assert core.table.members == ["robot_1"], "lease 1: robot_2 expired after one silent decided step"
+
+
+def test_a_far_future_observation_is_refused_before_the_first_decision_too():
+    """A hostile step number must not push a robot past its team's steps for ever (hostile.md: one
+    such observation at start-up made every later one stale)."""
+    core, _, out, _ = make()
+    core.on_broadcast(peer("robot_1", 40, 0.3), 0.0)  # the team is at step 40
+    core.on_observation(obs(40 + 10**6), 0.0)
+    assert core.obs_rejects["future_step"] == 1 and not out.broadcasts
+    step_all(core, 40, 0.1, {"robot_1": 0.3, "robot_2": 0.7})
+    assert out.actions[-1].step == 40
+
+
+def test_a_restarted_step_source_is_followed_after_a_lease_of_increasing_old_steps():
+    core, _, out, warnings = make()
+    t = formed(core)  # decided 0..2
+    step_all(core, 500, t, {"robot_1": 0.3, "robot_2": 0.7})  # e.g. one bad jump
+    for step in (3, 3, 4):  # the real source goes on from 3: stale, a repeat, stale
+        core.on_observation(obs(step), t + step)
+    assert core.obs_rejects[STALE_STEP] == 3 and out.actions[-1].step == 500
+    core.on_observation(obs(5), t + 5)  # the third increasing old step: follow it
+    assert core.round.step == 5 and any("restarted at step 3" in w for w in warnings)
