@@ -32,8 +32,9 @@ from robot_runtime.protocol import robot_ids
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def probe(keys: Path, robots: list[str], raises: int, hold_s: float, out: Path) -> None:
-    """The operator: raise, hold, release, hold, ... and time each robot's first zero command."""
+def probe(keys: Path, robots: list[str], raises: int, hold_s: float, out: Path, priority: int) -> None:
+    """The operator: raise, hold, release, hold, ... and time each robot's first zero command. Under
+    the robots' SCHED_FIFO priority too, or it would wait behind them between its stamp and its send."""
     import rclpy
     from robot_runtime_msgs.msg import Action, EStop
 
@@ -47,6 +48,10 @@ def probe(keys: Path, robots: list[str], raises: int, hold_s: float, out: Path) 
     signer = Signer.load(keys / "operator.key")
     rclpy.init()
     node = rclpy.create_node("estop_probe")
+    if priority > 0:
+        from robot_runtime.sched import fifo_threads
+
+        fifo_threads(priority)
     stops: dict[str, list[float]] = {r: [] for r in robots}
     moving: dict[str, list[float]] = {r: [] for r in robots}
 
@@ -100,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     team = robot_ids(args.robots)
     if args.probe:
-        probe(Path(args.probe[0]), team, args.raises, args.hold, Path(args.probe[1]))
+        probe(Path(args.probe[0]), team, args.raises, args.hold, Path(args.probe[1]), args.realtime_priorities[0])
         return
     env = {**os.environ, "ROS_DOMAIN_ID": str(args.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     rows = [run_once(args, env, team, priority) for priority in args.realtime_priorities]
@@ -119,7 +124,8 @@ def run_once(args: argparse.Namespace, env: dict, team: list[str], priority: int
     logs = Path(tempfile.mkdtemp(prefix="robot_runtime_estop_"))
     out = logs / "probe.json"
     prober = subprocess.Popen([sys.executable, __file__, "--probe", str(logs / "keys"), str(out), "--robots",
-                               str(args.robots), "--raises", str(args.raises), "--hold", str(args.hold)], env=env)
+                               str(args.robots), "--raises", str(args.raises), "--hold", str(args.hold),
+                               "--realtime-priorities", str(priority)], env=env)
     seconds = 2 * args.hold * args.raises + 30
     episodes = int(seconds * args.rate / 50) + 1  # episodes end early on success: about half the limit
     summary = run_swarm(args.robots, str(ROOT / "policies/coverage/policy.onnx"), "coverage", episodes, 0,

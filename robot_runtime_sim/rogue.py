@@ -58,6 +58,13 @@ class Rogue:
         self.sent = 0
         self.counter = 0  # unique ids
 
+    def reaches_team(self) -> bool:
+        """Every robot's subscriptions matched to our publishers: an attack sent before discovery
+        would test nothing."""
+        n = len(self.robots)
+        return (self.rank.get_subscription_count() >= n and self.estop.get_subscription_count() >= n
+                and all(pub.get_subscription_count() >= 1 for pub in self.obs.values()))
+
     def _hear(self, msg: RankBroadcast) -> None:
         if msg.robot_id in self.robots and not msg.flags:
             self.heard.append(msg)
@@ -139,7 +146,8 @@ def run(category: str, seconds: float, rate_hz: float, rogue: Rogue, wait_team_s
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__(0, True))
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
     end = time.monotonic() + wait_team_s
-    while not stop[0] and not rogue.heard and time.monotonic() < end:  # follow the team's steps first
+    while not stop[0] and not (rogue.heard and rogue.reaches_team()) and time.monotonic() < end:
+        # follow the team's steps first
         rclpy.spin_once(rogue.node, timeout_sec=0.05)
     attack = getattr(rogue, category)
     end = time.monotonic() + seconds
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.category, args.seconds, args.rate, rogue, args.wait_team)
         write_json({"category": args.category, "messages": rogue.sent, "heard_team": bool(rogue.heard),
+                    "reached_team": rogue.reaches_team(),
                     "ended_at": time.monotonic()}, args.json, echo=True)
         return 0
     finally:

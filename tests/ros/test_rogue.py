@@ -3,6 +3,7 @@ category at volume against a simulated coverage team)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -40,6 +41,8 @@ def test_every_rogue_category_is_rejected_and_changes_nothing(policy3, tmp_path,
                 acts = fleet.steps(1, fleet.ids)[0]
                 assert team_sizes(acts) == {"robot_0": 2, "robot_1": 2}, (category, team_sizes(acts))
             assert rogue.returncode == 0, category
+            report = json.loads(rogue.stdout.read())
+            assert report["reached_team"] and report["messages"] > 0, report
         status = fleet.fresh_status("robot_0")
         rejects = dict(zip(status.reject_reasons, status.reject_counts, strict=True))
         print(f"\nrobot_0 after {len(CATEGORIES)} rogue categories: {rejects}")

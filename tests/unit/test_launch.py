@@ -156,6 +156,13 @@ def test_swarm_nodes_robots_then_manager_then_simulator():
         swarm_nodes(simulated_fleet(2), "p", {**SIM, "mode": "fast"})
 
 
+def test_swarm_nodes_give_each_robot_its_key_and_the_roster():
+    specs = swarm_nodes(simulated_fleet(2), "p", SIM, keys_dir="/k")
+    assert [(s.parameters.get("roster"), s.parameters.get("key")) for s in specs[:2]] == [
+        ("/k/roster.yaml", "/k/robot_0.key"), ("/k/roster.yaml", "/k/robot_1.key")]
+    assert "roster" not in swarm_nodes(simulated_fleet(2), "p", SIM)[0].parameters
+
+
 def test_node_spec_argv_is_what_ros2_run_would_start():
     spec = NodeSpec("robot_node", "policy", "/robot_1", {"policy": "/x/p.onnx", "lease_steps": 3, "autostart": False,
                                                          "deadline_s": 0.5, "node_names": ["a", "b"]}, "robot")
