@@ -83,8 +83,12 @@ def main() -> None:
     parser.add_argument("--realtime-only", action="store_true", help="skip the lockstep runs")
     parser.add_argument("--realtime-priorities", type=lambda t: [int(p) for p in t.split(",")], default=[0],
                         help="real-time runs under each: 0 the time-sharing scheduler, 1..99 SCHED_FIFO (e.g. 0,10)")
+    parser.add_argument("--unsigned", action="store_true",
+                        help="robots without a roster (allow_unsigned): what signing costs, against a signed run")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    signing = {"allow_unsigned": True} if args.unsigned else {}
+    label = " unsigned" if args.unsigned else ""
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from robot_runtime.manifest import load_manifest
     from robot_runtime_train.evaluate import evaluate
@@ -94,13 +98,14 @@ def main() -> None:
     for n in [] if args.realtime_only else args.robots:
         episodes = args.episodes_trained_n if n == trained_n else args.episodes
         before = cpu_times()
-        summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate)
+        summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "lockstep", args.rate,
+                            node_params=signing)
         machine = cpu_share(before, cpu_times())
         result = evaluate(args.policy, [n], episodes, args.seed, sampled=False, per_episode=True)["results"][0]
         evaluated, deployed = result["success_rate"], summary["success_rate"]
         deployed_steps = summary["sim"].get("steps_to_success", [])
         same = sum(a == b for a, b in zip(deployed_steps, result["steps_to_success"], strict=False))
-        rows.append({**row(summary, n, "lockstep"), **machine, "eval_success_rate": evaluated,
+        rows.append({**row(summary, n, "lockstep" + label), **machine, "eval_success_rate": evaluated,
                      "deployed_minus_eval": None if deployed is None else round(deployed - evaluated, 4),
                      "episodes_identical": same})
         print(json.dumps(rows[-1]), flush=True)
@@ -114,10 +119,10 @@ def main() -> None:
         for priority, run in ((p, r) for p in args.realtime_priorities for r in range(args.realtime_runs)):
             before = cpu_times()
             summary = run_swarm(n, args.policy, args.scenario, episodes, args.seed, "realtime", args.rate,
-                                node_params={"deadline_s": args.realtime_deadline / args.rate},
+                                node_params={"deadline_s": args.realtime_deadline / args.rate, **signing},
                                 realtime_priority=priority)
             machine = cpu_share(before, cpu_times())
-            mode = f"realtime {args.rate:g} Hz" + (f" FIFO {priority}" if priority else "")
+            mode = f"realtime {args.rate:g} Hz" + (f" FIFO {priority}" if priority else "") + label
             rows.append({**row(summary, n, mode), **machine, "run": run, "scheduling": summary["scheduling"],
                          "decisions": summary["decision_latency_ms"].get("samples"),
                          "deadline_s": args.realtime_deadline / args.rate,
@@ -126,12 +131,12 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     result = {"benchmark": "swarm_latency", "policy": args.policy, "scenario": args.scenario,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows}
-    header = f"{'N':>3} {'mode':>24} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
+    header = f"{'N':>3} {'mode':>32} {'eps':>4} {'success':>8} {'eval':>6} {'lat p50':>8} {'lat p99':>8} " \
              f"{'round':>7} {'misses':>6} {'steps/s':>8} {'same':>5} {'gc max':>7} {'busy%':>6} {'steal%':>6}"
     print(header)
     for r in rows:
         evaluated = f"{r['eval_success_rate']:.3f}" if r.get("eval_success_rate") is not None else "-"
-        print(f"{r['robots']:>3} {r['mode']:>24} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
+        print(f"{r['robots']:>3} {r['mode']:>32} {r['episodes']:>4} {r['success_rate'] or 0:>8.3f} {evaluated:>6} "
               f"{r['decision_latency_p50_ms'] or 0:>8.2f} {r['decision_latency_p99_ms'] or 0:>8.2f} "
               f"{r['round_time_p50_ms'] or 0:>7.2f} {r['deadline_misses']:>6} {r['steps_per_s'] or 0:>8.1f} "
               f"{r.get('episodes_identical', '-'):>5} {r['gc_max_pause_ms'] or 0:>7.2f} "

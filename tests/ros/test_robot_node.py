@@ -228,8 +228,10 @@ def test_use_sim_time_drives_the_clock_step_source(policy3, tmp_path, ros_domain
     try:
         d = fleet.driver
         clock = d.node.create_publisher(Clock, "/clock", 1)
+        assert d.spin_until(lambda: clock.get_subscription_count() >= 1, 10.0), "robot_0 does not subscribe /clock"
         for t in range(500, 520):  # sim time 50.0 .. 51.9 s: steps 500 .. 519
             clock.publish(Clock(clock=Time(sec=t // 10, nanosec=(t % 10) * 100_000_000)))
+            d.spin_until(lambda: False, 0.05)  # two topics, no order between them: the clock first
             d.publish_observation("robot_0", 0)
             d.spin_until(lambda t=t: t in d.actions, 2.0)
         steps = sorted(d.actions)

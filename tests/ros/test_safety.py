@@ -36,6 +36,10 @@ def publish_estop(fleet: Fleet, raised: bool, signer=None, reason: str = "test",
     return sent
 
 
+def rejects(status) -> dict[str, int]:
+    return dict(zip(status.reject_reasons, status.reject_counts, strict=True)) if status else {}
+
+
 def first_stop_after(fleet: Fleet, robot_id: str, since: float) -> float | None:
     return next((a.received for a in fleet.driver.all_actions
                  if a.robot_id == robot_id and a.stop and a.received >= since), None)
@@ -62,9 +66,10 @@ def test_estop_stops_every_robot_survives_a_restart_and_needs_a_signed_release(p
                             and d.status["robot_2"].safety_state == "estop", 60.0), "the restarted robot runs"
 
         publish_estop(fleet, False, reason="unsigned")
-        status = fleet.fresh_status("robot_0")
-        assert status.safety_state == "estop"
-        assert dict(zip(status.reject_reasons, status.reject_counts, strict=True)).get("estop:unsigned_release") == 1
+        # A status already in flight may predate the release: wait for one that counts it.
+        assert d.spin_until(lambda: rejects(d.status.get("robot_0")).get("estop:unsigned_release") == 1, 5.0), \
+            rejects(d.status.get("robot_0"))
+        assert fleet.fresh_status("robot_0").safety_state == "estop"
 
         publish_estop(fleet, False, signer=fleet.signer("operator"), reason="clear")
         assert d.spin_until(lambda: all(getattr(d.status.get(r), "safety_state", "") == "ok" for r in fleet.ids),
