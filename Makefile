@@ -102,11 +102,15 @@ bench-swarm: setup
 		--json docs/results/swarm_latency.json
 
 # Hostile input and the safety layer: what signing costs per step, e-stop latency at N = 8, 20 Hz, and a
-# 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed.
+# 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed, and
+# the N = 8 swarm unsigned (against bench-swarm's signed figures).
 bench-hostile: setup
 	$(PY) benchmarks/signing_cost.py --json docs/results/signing_cost.json
 	$(PY) benchmarks/estop_latency.py --json docs/results/estop_latency.json
 	$(PY) benchmarks/hostile.py --json docs/results/hostile.json --markdown docs/results/hostile.md
+	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 8 \
+		--unsigned --episodes 30 --realtime-seconds 120 --realtime-priorities 0,10 \
+		--json docs/results/swarm_latency_unsigned.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
