@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from robot_runtime.protocol import robot_id_problem
+from robot_runtime.yamlfile import load_yaml
 
 ROSTER_VERSION = 1
 SIGNATURE_SIZE = 64
@@ -47,7 +48,7 @@ class RosterError(ValueError):
 
 def _text(value: str) -> bytes:
     raw = value.encode("utf-8", "surrogatepass")
-    return struct.pack("<H", len(raw)) + raw
+    return struct.pack("<I", len(raw) & 0xFFFFFFFF) + raw
 
 
 def broadcast_bytes(robot_id: str, step: int, scalar: float, policy_hash: str, token: np.ndarray, flags: int,
@@ -58,7 +59,7 @@ def broadcast_bytes(robot_id: str, step: int, scalar: float, policy_hash: str, t
     values = np.asarray(token, dtype="<f4").ravel()
     return b"".join((
         _DOMAIN_RANK, _text(robot_id), struct.pack("<Qd", step & _U64, scalar), _text(policy_hash),
-        struct.pack("<H", values.size & 0xFFFF), values.tobytes(),
+        struct.pack("<I", values.size & 0xFFFFFFFF), values.tobytes(),
         struct.pack("<BQQ", flags & 0xFF, stamp_sec & _U64, stamp_nanosec & _U64)))
 
 
@@ -178,22 +179,19 @@ def roster_from_dict(data: object, source: str = "<roster>") -> Roster:
         if problem:
             raise RosterError(f"{source}: robots: {problem}")
         parsed[robot_id] = _public_key(key, f"{source}: robots: {robot_id}")
-    operators = {name: _public_key(key, f"{source}: operators: {name}")
-                 for name, key in (data.get("operators") or {}).items()}
+    operators = data.get("operators") or {}
+    if not isinstance(operators, dict):
+        raise RosterError(f"{source}: operators must map each operator name to its public key")
+    for name in operators:
+        problem = robot_id_problem(name)  # the same rule: the name travels in every e-stop message
+        if problem:
+            raise RosterError(f"{source}: operators: {problem}")
+    operators = {name: _public_key(key, f"{source}: operators: {name}") for name, key in operators.items()}
     return Roster(parsed, policy_hash, operators, source)
 
 
 def load_roster(path: str | Path) -> Roster:
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise RosterError(f"{path}: cannot read the roster ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise RosterError(f"{path}: not valid YAML ({exc})") from None
-    return roster_from_dict(data, str(path))
+    return roster_from_dict(load_yaml(Path(path), "the roster", RosterError), str(path))
 
 
 def create_keys(directory: str | Path, robot_ids: list[str], policy_hash: str,

@@ -14,12 +14,13 @@ Per decision step k:
 The rules, each with the case it exists for:
 
 * repeat: an observation for the step being collected is ignored; one for the step just
-  decided makes the robot act again (its action may have been lost), nothing else;
-* stale: an observation older than the last decided or open step is rejected (`stale_step`),
-  unless `lease_steps` of them come in a row, each newer than the one before: the source of the
-  steps started again (a restarted simulator), and the robot follows it;
+  decided makes the robot act again (its action may have been lost; a zero command if it was
+  stopped since), nothing else;
+* stale: an observation older than the last decided or open step is rejected (`stale_step`);
 * future: an observation more than STEP_WINDOW steps past the last decided one (before the first
-  decision: past the newest peer broadcast) is rejected (`future_step`);
+  decision since activation: past the newest peer broadcast) is rejected (`future_step`);
+* restart: `lease_steps` stale or future observations in a row, each newer than the one before,
+  mean that the source of the steps started again (a restarted simulator): the robot follows it;
 * abandon: a new step that arrives while a round is open closes that round undecided and
   counts a deadline miss (its action would be stale);
 * forming: in its first `lease_steps` decisions after activation, while it knows fewer peers
@@ -32,7 +33,6 @@ The rules, each with the case it exists for:
 * safety (robot_runtime.safety): while the fleet e-stop is raised or the operator heartbeat is
   lost, every answer is a zero command, and one goes out at once and then every period; a
   watchdog sends zeros (or, set to hold, nothing) when no decision came for watchdog_s;
-* (observations with a step far in the future are rejected, see `future`).
 
 `activate` joins the team (a fresh peer table), `deactivate` broadcasts LEAVING and sends a
 zero command; an inactive core acts on nothing. Outputs leave through `Outputs`.
@@ -49,7 +49,15 @@ import numpy as np
 
 from robot_runtime.auth import Roster
 from robot_runtime.manifest import Manifest
-from robot_runtime.membership import FUTURE_STEP, STEP_WINDOW, Broadcast, BroadcastRound, MembershipEvent, PeerTable
+from robot_runtime.membership import (
+    FUTURE_STEP,
+    LATE_STEP,
+    STEP_WINDOW,
+    Broadcast,
+    BroadcastRound,
+    MembershipEvent,
+    PeerTable,
+)
 from robot_runtime.metrics import WarnOnce, Window
 from robot_runtime.params import CLOCK, DEADLINE_FRACTION, OBSERVATION, STEP_SOURCES
 from robot_runtime.policy import PolicyInputError
@@ -209,6 +217,8 @@ class DecisionCore:
         self._events_seen = 0
         self.active = True
         self.decisions_since_activation = 0
+        # Steps start afresh too: the team may be far ahead after a long pause.
+        self.last_decided, self.last_action, self._stale_run = -1, None, []
         self.latest_obs = None
         self.safety.on_activate()
 
@@ -249,10 +259,11 @@ class DecisionCore:
             self._next_stop = now + self.config.period_s
         return state
 
-    def on_estop(self, msg: EStopMessage, now: float) -> bool:
+    def on_estop(self, msg: EStopMessage, now: float, wall_ns: int) -> bool:
         """A fleet e-stop message: True if it changed the latched state (the adapter relays it then).
-        A raise takes effect at once: the first zero command goes out before this returns."""
-        reason = self.safety.latch.offer(msg)
+        A raise takes effect at once: the first zero command goes out before this returns.
+        `wall_ns`: the wall clock, which operators stamp with (EStopLatch.offer)."""
+        reason = self.safety.latch.offer(msg, wall_ns)
         if reason:
             self.safety_rejects[reason] += 1
             self.warn_once(f"estop:{reason}", f"e-stop message of {msg.operator!r} not applied: {reason}")
@@ -282,14 +293,13 @@ class DecisionCore:
             return
         step = obs.step
         reference = self.last_decided if self.last_decided >= 0 else self.table.newest_step
-        if reference >= 0 and step > reference + STEP_WINDOW:
+        if reference >= 0 and step > reference + STEP_WINDOW and not self._restarted(step):
             self.reject_observation(FUTURE_STEP, f"step {step} is more than {STEP_WINDOW} ahead of {reference}")
             return
         if self.round is not None and step == self.round.step:
             return  # a repeat: already collecting this step
         if step == self.last_decided:
-            if self.last_action is not None:
-                self.outputs.act(self.last_action)  # our action may have been lost: answer again
+            self._answer_again(now)
             return
         if step < self.last_decided or (self.round is not None and step < self.round.step):
             if not self._restarted(step):
@@ -298,10 +308,19 @@ class DecisionCore:
         self._stale_run = []
         self._open_round(step, self_f, tasks, now, received=now)
 
+    def _answer_again(self, now: float) -> None:
+        """The decided step's observation again: our action may have been lost. Stopped since the
+        decision, the answer is the stop's (a zero command, or nothing for a watchdog on hold)."""
+        state = self.safety_tick(now)
+        if state == OK and self.last_action is not None:
+            self.outputs.act(self.last_action)
+        elif state != OK and not (state == WATCHDOG and self.watchdog_hold):
+            self.outputs.act(self.zero_command())
+
     def _restarted(self, step: int) -> bool:
-        """`lease_steps` older steps in a row, each newer than the one before: the source of the steps
-        started again (a simulator restarted; or this robot was pushed ahead by one bad step number).
-        Follow it instead of refusing it for ever."""
+        """`lease_steps` steps in a row too old or too far ahead, each newer than the one before: the
+        source of the steps started again (a simulator restarted; or this robot was pushed ahead by
+        one bad step number). Follow it instead of refusing it for ever."""
         run = self._stale_run
         if run and step <= run[-1]:
             return False  # a repeat of the same old step is no new sequence
@@ -326,17 +345,18 @@ class DecisionCore:
             return
         self._open_round(step, self_f, tasks, now, received=now)
 
-    def on_broadcast(self, b: Broadcast, now: float) -> None:
-        """A peer's broadcast (never this robot's own echo)."""
+    def on_broadcast(self, b: Broadcast, now: float) -> bool:
+        """A peer's broadcast (never this robot's own echo); True if it was used."""
         if not self.active:
-            return
+            return False
         rnd = self.round
-        floor = rnd.step if rnd is not None else self.last_decided + 1
+        # Before the first decision no step is ours yet: the team's steps are taken as they come.
+        floor = rnd.step if rnd is not None else (self.last_decided + 1 if self.last_decided >= 0 else None)
         # Between two observations the next step is whatever the simulator sends (episode e's steps
         # are numbered from e * max_steps), so a peer already there is not "too far ahead".
         between = self.config.step_source == OBSERVATION and rnd is None
         verdict = self.table.offer(b, floor_step=floor, future_check=not between)
-        if not verdict.used and b.step in self.stats.late_ms:
+        if verdict.reason == LATE_STEP and b.step in self.stats.late_ms:
             self._note_late(b, now)
         if b.leaving and rnd is not None and b.robot_id not in self.table.members:
             rnd.forget(b.robot_id)  # do not wait out the deadline for a robot that said goodbye
@@ -344,6 +364,7 @@ class DecisionCore:
         if verdict.used and rnd is not None and b.step == rnd.step:
             rnd.add(b)
         self.poll(now)
+        return verdict.used
 
     def reject_observation(self, reason: str, text: str) -> None:
         self.obs_rejects[reason] += 1

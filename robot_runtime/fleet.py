@@ -24,6 +24,7 @@ from typing import Any
 
 from robot_runtime.params import ROBOT_NODE, ParamValue, coerce, ros_arguments
 from robot_runtime.protocol import natural_key, robot_id_problem
+from robot_runtime.yamlfile import load_yaml
 
 PACKAGE = "robot_runtime"  # the ROS package of every executable below
 # Executable (lib/robot_runtime/<name>, `ros2 run robot_runtime <name>`) -> the module it runs.
@@ -100,16 +101,8 @@ def fleet_from_dict(data: Any, source: str = "<fleet>") -> Fleet:
 
 
 def load_fleet(path: str | Path | None = None) -> Fleet:
-    import yaml
-
     path = Path(path) if path else DEFAULT_FLEET
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise FleetError(f"{path}: cannot read the fleet file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise FleetError(f"{path}: not valid YAML ({exc})") from None
-    return fleet_from_dict(data, str(path))
+    return fleet_from_dict(load_yaml(path, "the fleet file", FleetError), str(path))
 
 
 def simulated_fleet(n: int) -> Fleet:

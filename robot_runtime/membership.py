@@ -53,6 +53,7 @@ LATE_STEP = "late_step"  # for a step whose decision is already made
 FUTURE_STEP = "future_step"  # too far ahead: the sender's step counter is out of sync with ours
 REJECT_REASONS = (MALFORMED, UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_POLICY, DUPLICATE_ID, REPLAYED,
                   OUTSIDE_WINDOW, TEAM_FULL, LATE_STEP, FUTURE_STEP)
+MAX_POLICY_HASH_LENGTH = 64  # robots send 16 hex characters; a longer one is malformed
 # Steps around the receiver's that a broadcast may carry: a simulated episode's block of step
 # numbers jumps by at most its length (100 for coverage), a robot that restarts comes back a few
 # hundred steps on; a step further away is no teammate's.
@@ -210,25 +211,30 @@ class PeerTable:
             )
         if (b.robot_id, b.leaving) in self._heard.get(b.step, ()):
             return self._reject(REPLAYED, b.robot_id, f"a second broadcast for step {b.step}")
-        if peer is not None and b.sender and peer.sender and b.sender != peer.sender:
+        # Without a roster the transport's sender is what tells two holders of one id apart. With
+        # one, the signature does: a relayed genuine broadcast must not bind the id to the relay.
+        if self.roster is None and peer is not None and b.sender and peer.sender and b.sender != peer.sender:
             return self._reject(
                 DUPLICATE_ID, b.robot_id, f"second sender {b.sender[:12]}.. while {peer.sender[:12]}.. holds the id"
             )
 
         if b.leaving:
-            self._remember(b)
-            if peer is not None:
+            if peer is not None:  # (a stranger's goodbye changes nothing and is not kept)
+                self._remember(b)
                 del self._peers[b.robot_id]
                 self._left(b.robot_id, b.step)
                 self._event(MembershipEvent(LEAVE, b.robot_id, b.step))
-                for per_step in self._pending.values():
-                    per_step.pop(b.robot_id, None)
+                self._forget_pending(b.robot_id)
             return Verdict(False, "")
 
         if future_check and floor_step is not None and b.step > floor_step + self.future_window:
             return self._reject(
                 FUTURE_STEP, b.robot_id, f"step {b.step} is more than {self.future_window} ahead of {floor_step}"
             )
+        late = floor_step is not None and b.step < floor_step
+        if late and peer is None and b.step < floor_step - 1:
+            # Older than the step just decided: it proves nothing about now (a replay, say).
+            return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         if peer is None:
             if b.step <= self._left_at.get(b.robot_id, -1):
                 # In flight before its LEAVING: not a rejoin.
@@ -240,8 +246,8 @@ class PeerTable:
             self.excluded.pop(b.robot_id, None)
             self._event(MembershipEvent(JOIN, b.robot_id, b.step))
         self._remember(b)
-        peer.heard = True  # even a late broadcast proves the peer is alive
-        if floor_step is not None and b.step < floor_step:
+        peer.heard = True  # a late broadcast too: the peer is alive (a newcomer is often just late)
+        if late:
             return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         self._pending.setdefault(b.step, {})[b.robot_id] = b
         self.newest_step = max(self.newest_step, b.step)
@@ -261,6 +267,7 @@ class PeerTable:
             peer.heard = False
             if peer.silent_rounds >= self.lease:
                 del self._peers[robot_id]
+                self._forget_pending(robot_id)  # what it sent ahead must not enter a later round
                 event = MembershipEvent(EXPIRE, robot_id, step)
                 expired.append(event)
                 self._event(event)
@@ -278,6 +285,10 @@ class PeerTable:
         if len(self._heard) > 2 * self.replay_window:  # bounded also while no round ends
             for old in sorted(self._heard)[: len(self._heard) - 2 * self.replay_window]:
                 del self._heard[old]
+
+    def _forget_pending(self, robot_id: str) -> None:
+        for per_step in self._pending.values():
+            per_step.pop(robot_id, None)
 
     def _left(self, robot_id: str, step: int) -> None:
         self._left_at[robot_id] = step
@@ -298,6 +309,8 @@ class PeerTable:
         problem = robot_id_problem(b.robot_id)
         if problem:
             return problem
+        if len(b.policy_hash) > MAX_POLICY_HASH_LENGTH:
+            return f"policy hash of {len(b.policy_hash)} characters"
         if b.leaving:
             return ""  # a LEAVING broadcast needs no valid scalar or token
         if not (math.isfinite(b.scalar) and 0.0 <= b.scalar < 1.0):

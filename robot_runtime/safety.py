@@ -18,17 +18,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robot_runtime import auth
+from robot_runtime.protocol import robot_id_problem
 
 OK = "ok"
 ESTOP = "estop"
 WATCHDOG = "watchdog"
 HEARTBEAT_LOST = "heartbeat_lost"
-STATES = (OK, ESTOP, WATCHDOG, HEARTBEAT_LOST)
 
 # Why an e-stop message changed nothing. Stable strings: they appear in reject counters.
 UNSIGNED_RELEASE = "unsigned_release"
 BAD_RELEASE = "bad_release_signature"  # signed, but not by an operator of the roster
 OLD_ESTOP = "old_estop"  # older than the state already latched (a replay, or out of order)
+FUTURE_RELEASE = "future_release"  # stamped more than CLOCK_TOLERANCE_NS ahead of this robot's clock
+MALFORMED_ESTOP = "malformed"  # an operator name that is no valid name, or an overlong reason
+
+# How far an e-stop's stamp may run ahead of the receiver's wall clock: the operators' and robots'
+# clocks must agree to within this. A raise stamped further ahead counts as stamped at the limit
+# (else one message stamped in 2038 would outrank every release); such a release is refused.
+CLOCK_TOLERANCE_NS = 5_000_000_000
+MAX_REASON_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -49,23 +57,33 @@ class EStopLatch:
         """`unsigned_release`: a lab bench without a roster (allow_unsigned) may release unsigned."""
         self.roster = roster
         self.unsigned_release = unsigned_release and roster is None
-        self.latest: EStopMessage | None = None  # the newest accepted raise or release
+        self.latest: EStopMessage | None = None  # the newest accepted raise or release, as received
+        self.latest_stamp_ns = -1  # its stamp, a raise's capped at the receiver's clock + tolerance
 
     @property
     def raised(self) -> bool:
         return self.latest is not None and self.latest.raised
 
-    def offer(self, msg: EStopMessage) -> str:
-        """'' if the message changed the latched state, else why not (OLD_ESTOP, UNSIGNED_RELEASE,
-        BAD_RELEASE); the same message again changes nothing and is no reject."""
-        if self.latest is not None and msg.stamp_ns <= self.latest.stamp_ns:
-            return "" if msg == self.latest else OLD_ESTOP
+    def offer(self, msg: EStopMessage, wall_ns: int) -> str:
+        """'' if the message was applied (or is the latched one again: no change, no reject), else
+        why not: MALFORMED_ESTOP, OLD_ESTOP, FUTURE_RELEASE, UNSIGNED_RELEASE, BAD_RELEASE.
+        `wall_ns`: this robot's wall clock (the clock operators stamp with)."""
+        if msg == self.latest:
+            return ""
+        if robot_id_problem(msg.operator) or len(msg.reason) > MAX_REASON_LENGTH:
+            return MALFORMED_ESTOP
+        limit = wall_ns + CLOCK_TOLERANCE_NS
+        if not msg.raised and msg.stamp_ns > limit:
+            return FUTURE_RELEASE
+        stamp = min(msg.stamp_ns, limit)
+        if stamp <= self.latest_stamp_ns:
+            return OLD_ESTOP
         if not msg.raised and not self.unsigned_release:
             if self.roster is None or not msg.signature:
                 return UNSIGNED_RELEASE
             if self.roster.verify_operator(msg.operator, msg.signed_bytes(), msg.signature):
                 return BAD_RELEASE
-        self.latest = msg
+        self.latest, self.latest_stamp_ns = msg, stamp
         return ""
 
 

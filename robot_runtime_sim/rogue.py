@@ -14,10 +14,10 @@ Categories (what the hostile-peers issue measured against the unprotected team):
 * squat: broadcasts as each real robot's id, signed with the rogue's key;
 * replay: the team's own broadcasts again, 1 to 20 steps later;
 * flood: 550 new ids a second;
-* bad_ids: 10 kB ids, non-ASCII ids, ids with an embedded NUL;
+* bad_ids: 10 kB ids, non-ASCII ids, ids with an embedded NUL; a pre-1970 stamp, a 70 kB hash;
 * observations: to every robot, zero tasks, wrong sizes, 1e6-float arrays, NaN, future steps;
 * raw: bytes that are no RankBroadcast at all (the middleware drops them);
-* release: unsigned and wrongly signed e-stop releases.
+* release: unsigned, wrongly signed, far-future, overlong and pre-1970 e-stop releases.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections import deque
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from robot_runtime_msgs.msg import EStop, Observation, RankBroadcast
 
 from robot_runtime.auth import Signer, broadcast_bytes
@@ -49,7 +50,8 @@ class Rogue:
         self.token_size, self.self_features, self.task_features = token_size, self_features, task_features
         self.key = Signer.generate()
         self.rank = self.node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
-        self.estop = self.node.create_publisher(EStop, qos.ESTOP_TOPIC, qos.ESTOP_QOS)
+        # A deep history (the robots' reader's): with the latched depth of 1 a burst would overwrite itself.
+        self.estop = self.node.create_publisher(EStop, qos.ESTOP_TOPIC, qos.ESTOP_SUB_QOS)
         self.obs = {r: self.node.create_publisher(Observation, f"/{r}/{qos.OBSERVATION_TOPIC}",
                                                   qos.OBSERVATION_PUB_QOS) for r in robots}
         self.heard: deque[RankBroadcast] = deque(maxlen=400)  # the team's broadcasts, to replay
@@ -71,7 +73,8 @@ class Rogue:
             self.step = max(self.step, int(msg.step))
 
     def broadcast(self, robot_id: str, step: int, scalar: float = 0.5, sign: bool = False, **fields) -> None:
-        msg = RankBroadcast(stamp=self.node.get_clock().now().to_msg(), robot_id=robot_id, step=step % 2**64,
+        msg = RankBroadcast(stamp=fields.pop("stamp", None) or self.node.get_clock().now().to_msg(),
+                            robot_id=robot_id, step=step % 2**64,
                             scalar=scalar, policy_hash=fields.pop("policy_hash", self.policy_hash),
                             token=fields.pop("token", [0.1] * self.token_size), **fields)
         if sign:
@@ -116,6 +119,9 @@ class Rogue:
     def bad_ids(self) -> None:
         for robot_id in ("x" * 10_000, "röbot_1", "robot_1\x00evil", "../../etc", ""):
             self.broadcast(robot_id, self.step, 0.9)
+        # Fields a robot reads before any check: a stamp before 1970, a 70 kB policy hash.
+        self.broadcast(self.robots[0], self.step, 0.9, stamp=Time(sec=-1, nanosec=0))
+        self.broadcast(self.robots[0], self.step, 0.9, policy_hash="x" * 70_000)
 
     def observations(self) -> None:
         fs, ft = self.self_features, self.task_features
@@ -124,6 +130,10 @@ class Rogue:
             self.observation(robot_id, self.step, fs + 1, 1, ft)  # wrong self size
             self.observation(robot_id, self.step, fs, 1, ft, value=float("nan"))
             self.observation(robot_id, self.step + 10**6, fs, 1, ft)  # a future step
+            self.obs[robot_id].publish(Observation(stamp=Time(sec=-1, nanosec=0), step=self.step,
+                                                   self_features=[0.5] * (fs + 2), task_features=[0.5] * ft,
+                                                   task_count=1))  # a stamp before 1970, wrong size
+            self.sent += 1
         if self.counter % 20 == 0:  # about one a second: 4 MB each
             self.observation(self.robots[self.counter // 20 % len(self.robots)], self.step, fs, 1, 1_000_000)
         self.counter += 1
@@ -135,10 +145,13 @@ class Rogue:
         self.counter += 1
 
     def release(self) -> None:
+        now = self.node.get_clock().now().to_msg()
         for key in (None, self.key):
-            self.estop.publish(estop_message(False, "operator", "rogue release", key,
-                                             self.node.get_clock().now().to_msg()))
-        self.sent += 2
+            self.estop.publish(estop_message(False, "operator", "rogue release", key, now))
+        self.estop.publish(estop_message(False, "operator", "from 2038", self.key, Time(sec=2**31 - 1, nanosec=0)))
+        self.estop.publish(estop_message(False, "operator", "r" * 70_000, self.key, now))
+        self.estop.publish(estop_message(False, "operator", "before 1970", None, Time(sec=-1, nanosec=0)))
+        self.sent += 5
 
 
 def run(category: str, seconds: float, rate_hz: float, rogue: Rogue, wait_team_s: float) -> None:

@@ -223,7 +223,7 @@ class RobotNode(LifecycleNode):
                                      **qos.overridable(qos.OBSERVATION_SUB_QOS)))
             self.pub_estop = pub(EStop, qos.ESTOP_TOPIC, qos.ESTOP_QOS)  # relays the state this robot accepted
             self.entities += [self.pub_estop,
-                              sub(EStop, qos.ESTOP_TOPIC, self._on_estop, qos.ESTOP_QOS, callback_group=hot),
+                              sub(EStop, qos.ESTOP_TOPIC, self._on_estop, qos.ESTOP_SUB_QOS, callback_group=hot),
                               sub(Header, qos.HEARTBEAT_TOPIC, self._on_heartbeat, qos.HEARTBEAT_QOS,
                                   callback_group=hot)]
         except (RuntimeError, InvalidQosOverridesError, InvalidParameterTypeException) as exc:
@@ -307,15 +307,15 @@ class RobotNode(LifecycleNode):
                       token=np.asarray(msg.token, dtype=np.float32),
                       leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), sender=sender,
                       stamp_ns=msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, signature=bytes(msg.signature))
-        self.transit_ms.add(self._age_ms(msg.stamp))
-        self.core.on_broadcast(b, time.monotonic())
+        if self.core.on_broadcast(b, time.monotonic()):
+            self.transit_ms.add(self._age_ms(msg.stamp))
 
     def _on_estop(self, msg: EStop) -> None:
         if self.core is None:
             return
         estop = EStopMessage(bool(msg.raised), msg.operator_name, msg.reason,
                              msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, bytes(msg.signature))
-        if self.core.on_estop(estop, time.monotonic()):
+        if self.core.on_estop(estop, time.monotonic(), time.time_ns()):
             self.pub_estop.publish(msg)  # latched: a robot that starts later learns it from us too
             self.next_status = time.monotonic()
 
@@ -324,10 +324,12 @@ class RobotNode(LifecycleNode):
             self.core.safety.on_heartbeat(time.monotonic())
 
     def _on_clock_msg(self, msg: Any) -> None:
-        self.get_clock().set_ros_time_override(Time.from_msg(msg.clock))
+        if msg.clock.sec >= 0:  # rclpy's Time refuses negative seconds (it raises)
+            self.get_clock().set_ros_time_override(Time.from_msg(msg.clock))
 
     def _age_ms(self, stamp: Any) -> float:
-        return (self.get_clock().now() - Time.from_msg(stamp)).nanoseconds * 1e-6
+        """Now minus a sender's stamp; from the integer fields, as any stamp a peer sends is valid here."""
+        return (self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) * 1e-6
 
     # -- loop --------------------------------------------------------------------------------------
 

@@ -68,6 +68,10 @@ DIAGNOSTICS_QOS = _volatile(10, ReliabilityPolicy.RELIABLE)
 CLOCK_QOS = _volatile(1, ReliabilityPolicy.BEST_EFFORT)
 ESTOP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# The robots' reader keeps more than the latched one: a burst of bogus e-stop messages must not
+# overwrite a genuine raise before the node has read it.
+ESTOP_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=64, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 HEARTBEAT_QOS = _volatile(1, ReliabilityPolicy.BEST_EFFORT)
 EPISODES_QOS = _volatile(64, ReliabilityPolicy.RELIABLE)
 

@@ -14,8 +14,11 @@ from robot_runtime.auth import RosterError, Signer, create_keys, load_roster, ro
 from robot_runtime.membership import Broadcast, PeerTable
 from robot_runtime.safety import (
     BAD_RELEASE,
+    CLOCK_TOLERANCE_NS,
     ESTOP,
+    FUTURE_RELEASE,
     HEARTBEAT_LOST,
+    MALFORMED_ESTOP,
     OK,
     OLD_ESTOP,
     UNSIGNED_RELEASE,
@@ -26,6 +29,7 @@ from robot_runtime.safety import (
 )
 
 HASH = "0123456789abcdef"
+WALL = 1_700_000_000 * 10**9  # a receiver's wall clock, ns
 
 
 @pytest.fixture(scope="module")
@@ -117,19 +121,41 @@ def test_estop_raise_unsigned_release_only_signed_by_an_operator_newest_wins(tea
         m = EStopMessage(False, operator, "clear", stamp)
         return EStopMessage(False, operator, "clear", stamp, signer.sign(m.signed_bytes()) if signer else b"")
 
-    assert latch.offer(EStopMessage(True, "anyone", "person in the arena", 10)) == "" and latch.raised
-    assert latch.offer(release(None)) == UNSIGNED_RELEASE and latch.raised
-    assert latch.offer(release(signers["robot_1"], operator="robot_1")) == BAD_RELEASE, "robots are no operators"
-    assert latch.offer(release(signers["robot_1"])) == BAD_RELEASE and latch.raised
-    assert latch.offer(release(signers["alice"], stamp=5)) == OLD_ESTOP, "older than the raise"
+    assert latch.offer(EStopMessage(True, "anyone", "person in the arena", 10), WALL) == "" and latch.raised
+    assert latch.offer(release(None), WALL) == UNSIGNED_RELEASE and latch.raised
+    assert latch.offer(release(signers["robot_1"], operator="robot_1"), WALL) == BAD_RELEASE, "robots are no operators"
+    assert latch.offer(release(signers["robot_1"]), WALL) == BAD_RELEASE and latch.raised
+    assert latch.offer(release(signers["alice"], stamp=5), WALL) == OLD_ESTOP, "older than the raise"
     good = release(signers["alice"])
-    assert latch.offer(good) == "" and not latch.raised
-    assert latch.offer(good) == "", "the same message again (relayed by a peer) is no reject"
-    assert latch.offer(EStopMessage(True, "anyone", "again", 20)) == OLD_ESTOP
+    assert latch.offer(good, WALL) == "" and not latch.raised
+    assert latch.offer(good, WALL) == "", "the same message again (relayed by a peer) is no reject"
+    assert latch.offer(EStopMessage(True, "anyone", "again", 20), WALL) == OLD_ESTOP
     # Without a roster (allow_unsigned), a lab bench may release unsigned.
     bench = EStopLatch(None, unsigned_release=True)
-    bench.offer(EStopMessage(True, "x", "", 1))
-    assert bench.offer(EStopMessage(False, "x", "", 2)) == "" and not bench.raised
+    bench.offer(EStopMessage(True, "x", "", 1), WALL)
+    assert bench.offer(EStopMessage(False, "x", "", 2), WALL) == "" and not bench.raised
+
+
+def test_estop_stamps_against_the_receivers_clock_and_malformed_messages(team):
+    roster, signers, _ = team
+    latch = EStopLatch(roster)
+
+    def release(stamp):
+        m = EStopMessage(False, "alice", "clear", stamp)
+        return EStopMessage(False, "alice", "clear", stamp, signers["alice"].sign(m.signed_bytes()))
+
+    forever = EStopMessage(True, "anyone", "stamped in 2038", 2**63)
+    assert latch.offer(forever, WALL) == "" and latch.raised
+    assert latch.offer(forever, WALL + 1) == "", "relayed again: no change"
+    assert latch.offer(release(WALL + 1), WALL + 1) == OLD_ESTOP, "the raise counts as stamped at the limit"
+    later = WALL + CLOCK_TOLERANCE_NS + 1
+    assert latch.offer(release(later), later) == "" and not latch.raised, "a release after the limit lifts it"
+    assert latch.offer(release(later + 2 * CLOCK_TOLERANCE_NS), later) == FUTURE_RELEASE
+    assert latch.offer(EStopMessage(True, "x" * 70_000, "", later + 5), later) == MALFORMED_ESTOP
+    assert latch.offer(EStopMessage(True, "op", "r" * 70_000, later + 5), later) == MALFORMED_ESTOP
+    assert not latch.raised
+    # The canonical encoding is total: no length overflows, whatever a hostile sender puts in.
+    assert len(EStopMessage(False, "op", "r" * 70_000, 1).signed_bytes()) > 70_000
 
 
 def test_safety_states_watchdog_and_heartbeat():
@@ -141,7 +167,7 @@ def test_safety_states_watchdog_and_heartbeat():
     assert monitor.next_check(100.1) == pytest.approx(100.5)
     monitor.on_decision(100.7)
     assert monitor.state(100.8) == OK
-    latch.offer(EStopMessage(True, "op", "", 1))
+    latch.offer(EStopMessage(True, "op", "", 1), WALL)
     assert monitor.state(100.8) == ESTOP
     beat = SafetyMonitor(EStopLatch(None), heartbeat_timeout_s=1.0)
     assert beat.state(0.0) == HEARTBEAT_LOST, "none yet: stopped"
@@ -167,3 +193,31 @@ def test_an_old_signed_broadcast_replayed_keeps_a_dead_robot_out(team):
         assert table.offer(old, floor_step=step).reason in (mb.REPLAYED, mb.OUTSIDE_WINDOW)
         table.end_round(step)
     assert table.members == [] and table.reject_counts[mb.OUTSIDE_WINDOW] > 0
+
+
+def test_replayed_late_broadcasts_make_no_member_and_a_relay_binds_no_id(team):
+    roster, signers, _ = team
+    table = PeerTable("robot_0", HASH, token_size=1, roster=roster)
+    old = signed(signers["robot_1"], "robot_1", 5)
+    assert table.offer(old, floor_step=10).reason == mb.LATE_STEP and table.members == []
+    just_decided = signed(signers["robot_2"], "robot_2", 9)
+    assert table.offer(just_decided, floor_step=10).reason == mb.LATE_STEP and table.members == ["robot_2"], \
+        "one step late is a newcomer slower than the team, not a replay"
+    relayed = Broadcast(**{**signed(signers["robot_1"], "robot_1", 10).__dict__, "sender": "rogue-gid"})
+    assert table.offer(relayed, floor_step=10).used, "a genuine broadcast, whoever relayed it"
+    genuine = Broadcast(**{**signed(signers["robot_1"], "robot_1", 11).__dict__, "sender": "robot-1-gid"})
+    assert table.offer(genuine, floor_step=11).used, "the id is not bound to the relay's sender"
+
+
+def test_overlong_fields_are_malformed_not_a_crash(team):
+    roster, signers, _ = team
+    table = PeerTable("robot_0", HASH, token_size=1, roster=roster)
+    assert table.offer(signed(None, "robot_1", 0, policy_hash="x" * 70_000), floor_step=0).reason == mb.MALFORMED
+    assert len(auth.broadcast_bytes("r", 0, 0.5, "x" * 70_000, np.zeros(70_000), 0, 0, 0)) > 70_000
+
+
+def test_strangers_goodbyes_are_not_kept():
+    table = PeerTable("robot_0", HASH, token_size=1)
+    for i in range(5000):
+        table.offer(signed(None, f"robot_{i + 1}", 3, leaving=True), floor_step=3)
+    assert sum(len(v) for v in table._heard.values()) == 0 and table.members == []

@@ -340,3 +340,51 @@ def test_a_restarted_step_source_is_followed_after_a_lease_of_increasing_old_ste
     assert core.obs_rejects[STALE_STEP] == 3 and out.actions[-1].step == 500
     core.on_observation(obs(5), t + 5)  # the third increasing old step: follow it
     assert core.round.step == 5 and any("restarted at step 3" in w for w in warnings)
+
+
+def test_a_repeated_observation_after_an_estop_is_answered_with_a_zero_command():
+    """The action of the decided step was the policy's; resent after a raise it would move the robot."""
+    from robot_runtime.safety import EStopMessage
+
+    core, _, out, _ = make()
+    t = formed(core)
+    assert out.actions[-1].values != (0.0,) and not out.actions[-1].stop
+    assert core.on_estop(EStopMessage(True, "operator", "person", 1), t, wall_ns=1)
+    core.on_observation(obs(2), t + 0.01)  # the decided step's observation again (a lockstep resend)
+    assert out.actions[-1].stop and out.actions[-1].values == (0.0,)
+
+
+def test_reactivated_after_a_long_pause_the_robot_follows_the_team_where_it_is_now():
+    core, _, out, _ = make()
+    t = formed(core)  # decided 0..2
+    core.deactivate(t)
+    core.activate(t + 100)
+    far = 2 + 10 * mb.STEP_WINDOW  # the team went on for a long time
+    core.on_broadcast(peer("robot_1", far, 0.3), t + 100)  # before our first decision: kept, not out of window
+    step_all(core, far, t + 100, {"robot_2": 0.7})
+    assert out.actions[-1].step == far and out.actions[-1].team_size == 3
+    assert core.table.reject_counts[mb.OUTSIDE_WINDOW] == 0 and core.obs_rejects["future_step"] == 0
+
+
+def test_a_future_jump_of_the_step_source_is_followed_after_a_lease_of_increasing_steps():
+    core, _, out, _ = make()
+    t = formed(core)
+    far = 2 + 2 * mb.STEP_WINDOW
+    for k in range(3):
+        core.on_observation(obs(far + k), t + k)
+    assert core.obs_rejects["future_step"] == 2 and core.round.step == far + 2
+
+
+def test_an_expired_peers_early_broadcast_does_not_enter_a_later_round():
+    config = DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, lease_steps=1, expected_team=0)
+    core, policy, out, _ = make(config, FakePolicy(manifest(n_max=3)))
+    step_all(core, 0, 0.0, {"robot_1": 0.3, "robot_2": 0.7})
+    core.on_broadcast(peer("robot_2", 4, 0.7), 0.5)  # sent ahead (a receipt), then silent
+    step_all(core, 1, 1.0, {"robot_1": 0.3})
+    step_all(core, 2, 2.0, {"robot_1": 0.3})
+    core.poll(2.0 + DEADLINE)  # robot_2 without a receipt for a lease of decided steps: expired
+    assert core.table.members == ["robot_1"]
+    step_all(core, 3, 3.0, {"robot_1": 0.3, "robot_3": 0.5})  # a new member takes the free place
+    step_all(core, 4, 4.0, {"robot_1": 0.3, "robot_3": 0.5})
+    assert policy.calls[-1]["tokens"].shape[0] == 2, "never more peers than the policy admits"
+    assert out.actions[-1].step == 4 and out.actions[-1].team_size == 3
