@@ -246,7 +246,7 @@ class DecisionCore:
         """Apply the safety layer's state: on entering a stop, and every period while stopped, a zero
         command (not for a watchdog set to hold). Call on every wake-up; returns the state."""
         state = self.safety.state(now) if self.active else OK
-        sends = state != OK and not (state == WATCHDOG and self.watchdog_hold)
+        sends = self._stop_sends_zeros(state)
         if state != self.safety_state:
             if state != OK:  # (rclpy refuses one call site logging at two severities)
                 self._warn(f"safety: {self.safety_state} -> {state}")
@@ -258,6 +258,10 @@ class DecisionCore:
             self.outputs.act(self.zero_command())
             self._next_stop = now + self.config.period_s
         return state
+
+    def _stop_sends_zeros(self, state: str) -> bool:
+        """Every stop answers with zero commands, but a watchdog set to hold answers with nothing."""
+        return state != OK and not (state == WATCHDOG and self.watchdog_hold)
 
     def on_estop(self, msg: EStopMessage, now: float, wall_ns: int) -> bool:
         """A fleet e-stop message: True if it changed the latched state (the adapter relays it then).
@@ -314,7 +318,7 @@ class DecisionCore:
         state = self.safety_tick(now)
         if state == OK and self.last_action is not None:
             self.outputs.act(self.last_action)
-        elif state != OK and not (state == WATCHDOG and self.watchdog_hold):
+        elif self._stop_sends_zeros(state):
             self.outputs.act(self.zero_command())
 
     def _restarted(self, step: int) -> bool:
