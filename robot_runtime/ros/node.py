@@ -58,6 +58,12 @@ from robot_runtime.safety import EStopLatch, EStopMessage, SafetyMonitor
 from robot_runtime.sched import apply_fifo, scheduling_of
 
 NODE_NAME = "policy"
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds. Not rclpy's Time: it raises on the negative
+    seconds any peer may send, and this is read before any check."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease covers the rest
 # Kept alive after each LEAVING copy: a participant destroyed right after it writes can take its
 # last samples with it (docs/design/decision-core.md).
@@ -271,7 +277,7 @@ class RobotNode(LifecycleNode):
 
     def _publish_rank(self, b: Broadcast) -> None:
         stamp = self.get_clock().now().to_msg()
-        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        stamp_ns = stamp_to_ns(stamp)
         self.own_stamps.append(stamp_ns)
         signature = self.signer.sign(replace(b, stamp_ns=stamp_ns).signed_bytes()) if self.signer else b""
         self.pub_rank.publish(RankBroadcast(
@@ -288,7 +294,7 @@ class RobotNode(LifecycleNode):
 
     def _on_observation(self, msg: Observation) -> None:
         now = time.monotonic()
-        self.obs_transit_ms.add(self._age_ms(msg.stamp))
+        self.obs_transit_ms.add(self._age_ms(stamp_to_ns(msg.stamp)))
         if self.core is not None:
             self.core.on_observation(ObservationIn(int(msg.step), msg.self_features, msg.task_features,
                                                    int(msg.task_count)), now)
@@ -296,8 +302,8 @@ class RobotNode(LifecycleNode):
     def _on_broadcast(self, msg: RankBroadcast, info: dict) -> None:
         gid = (info or {}).get("publisher_gid") or {}
         sender = bytes(gid["data"]).hex() if isinstance(gid, dict) and gid.get("data") else ""
+        stamp_ns = stamp_to_ns(msg.stamp)
         if msg.robot_id == self.robot_id:
-            stamp_ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
             if (sender and sender == self.own_gid) or (stamp_ns in self.own_stamps and not self.own_gid):
                 self.own_gid = self.own_gid or sender
                 return  # our own echo
@@ -306,15 +312,15 @@ class RobotNode(LifecycleNode):
         b = Broadcast(robot_id=msg.robot_id, step=int(msg.step), scalar=float(msg.scalar), policy_hash=msg.policy_hash,
                       token=np.asarray(msg.token, dtype=np.float32),
                       leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), sender=sender,
-                      stamp_ns=msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, signature=bytes(msg.signature))
+                      stamp_ns=stamp_ns, signature=bytes(msg.signature))
         if self.core.on_broadcast(b, time.monotonic()):
-            self.transit_ms.add(self._age_ms(msg.stamp))
+            self.transit_ms.add(self._age_ms(stamp_ns))
 
     def _on_estop(self, msg: EStop) -> None:
         if self.core is None:
             return
         estop = EStopMessage(bool(msg.raised), msg.operator_name, msg.reason,
-                             msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec, bytes(msg.signature))
+                             stamp_to_ns(msg.stamp), bytes(msg.signature))
         if self.core.on_estop(estop, time.monotonic(), time.time_ns()):
             self.pub_estop.publish(msg)  # latched: a robot that starts later learns it from us too
             self.next_status = time.monotonic()
@@ -327,9 +333,9 @@ class RobotNode(LifecycleNode):
         if msg.clock.sec >= 0:  # rclpy's Time refuses negative seconds (it raises)
             self.get_clock().set_ros_time_override(Time.from_msg(msg.clock))
 
-    def _age_ms(self, stamp: Any) -> float:
-        """Now minus a sender's stamp; from the integer fields, as any stamp a peer sends is valid here."""
-        return (self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) * 1e-6
+    def _age_ms(self, stamp_ns: int) -> float:
+        """Now minus a sender's stamp."""
+        return (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
 
     # -- loop --------------------------------------------------------------------------------------
 
