@@ -33,7 +33,7 @@ from robot_runtime.yamlfile import load_yaml
 ROSTER_VERSION = 1
 SIGNATURE_SIZE = 64
 _U64 = (1 << 64) - 1  # every integer field in 64 bits, whatever a sender put there
-_DOMAIN_RANK = b"robot_runtime/rank/v1"
+_DOMAIN_RANK = b"robot_runtime/rank/v2"
 _DOMAIN_ESTOP = b"robot_runtime/estop/v1"
 
 # Why a signed message was not accepted. Stable strings: they appear in reject counters.
@@ -52,15 +52,17 @@ def _text(value: str) -> bytes:
 
 
 def broadcast_bytes(robot_id: str, step: int, scalar: float, policy_hash: str, token: np.ndarray, flags: int,
-                    stamp_sec: int, stamp_nanosec: int) -> bytes:
+                    stamp_sec: int, stamp_nanosec: int, next_scalars: object = ()) -> bytes:
     """The canonical encoding of a rank broadcast that its signature covers: every field, in a fixed
     order and width, length-prefixed where variable, behind a domain tag (a signature over one kind
     of message never verifies as another). Total for any input: hostile values encode, not raise."""
     values = np.asarray(token, dtype="<f4").ravel()
+    ahead = np.asarray(next_scalars, dtype="<f8").ravel()
     return b"".join((
         _DOMAIN_RANK, _text(robot_id), struct.pack("<Qd", step & _U64, scalar), _text(policy_hash),
         struct.pack("<I", values.size & 0xFFFFFFFF), values.tobytes(),
-        struct.pack("<BQQ", flags & 0xFF, stamp_sec & _U64, stamp_nanosec & _U64)))
+        struct.pack("<BQQ", flags & 0xFF, stamp_sec & _U64, stamp_nanosec & _U64),
+        struct.pack("<I", ahead.size & 0xFFFFFFFF), ahead.tobytes()))
 
 
 def estop_bytes(raised: bool, operator: str, reason: str, stamp_sec: int, stamp_nanosec: int) -> bytes:

@@ -23,10 +23,18 @@ The rules, each with the case it exists for:
   mean that the source of the steps started again (a restarted simulator): the robot follows it;
 * abandon: a new step that arrives while a round is open closes that round undecided and
   counts a deadline miss (its action would be stale);
+* announce: each broadcast also carries the robot's scalars for the next `announce_steps` steps
+  (drawn ahead, each still one independent draw per step), so a peer that loses a broadcast still
+  knows the sender's rank: it decides with that scalar and the sender's newest token after
+  waiting `token_wait_s` (default: half the deadline) for the fresh one; a round whose every rank is
+  known when the next step arrives is decided, not abandoned (docs/design/network.md);
+* copies: a repeated observation with the stamp of the one being used is a copy the driver sent
+  for a lossy link, ignored;
 * forming: in its first `lease_steps` decisions after activation, while it knows fewer peers
   than `expected_team` - 1, a robot waits for that many reports (or the deadline), so that
   peers whose first broadcasts are slow to arrive are not left out of the first masks;
-* lease: a peer silent for `lease_steps` decided steps leaves the team (membership.PeerTable);
+* lease: a peer silent for `lease_steps` decided steps and `lease_s` seconds leaves the team
+  (membership.PeerTable);
 * team cap: the peer table admits at most the policy's n_agents_max - 1 peers (`team_full`);
 * the action: discrete policies send the argmax index, continuous ones the mean clipped to the
   manifest's bounds; a non-finite policy output is never sent (a zero command instead);
@@ -40,6 +48,7 @@ zero command; an inactive core acts on nothing. Outputs leave through `Outputs`.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -52,11 +61,13 @@ from robot_runtime.manifest import Manifest
 from robot_runtime.membership import (
     FUTURE_STEP,
     LATE_STEP,
+    MAX_NEXT_SCALARS,
     STEP_WINDOW,
     Broadcast,
     BroadcastRound,
     MembershipEvent,
     PeerTable,
+    RoundArrays,
 )
 from robot_runtime.metrics import WarnOnce, Window
 from robot_runtime.params import CLOCK, DEADLINE_FRACTION, OBSERVATION, STEP_SOURCES
@@ -72,6 +83,9 @@ from robot_runtime.safety import OK, WATCHDOG, EStopLatch, EStopMessage, SafetyM
 STALE_STEP = "stale_step"
 STALE_OBSERVATION = "stale_observation"  # clock source: the latest observation is older than a lease
 INFERENCE_NOT_FINITE = "inference_not_finite"  # the policy's output had a NaN or infinity
+# Default wait, as a share of the deadline, for the broadcast of a member whose rank is already known:
+# past it the step is decided with that member's older token (docs/design/network.md).
+TOKEN_WAIT_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,9 @@ class DecisionConfig:
     deadline_s: float = DEADLINE_FRACTION * 0.1
     lease_steps: int = 3
     expected_team: int = 0  # 0: unknown
+    lease_s: float = 0.0  # and at least this long silent (0: steps only)
+    announce_steps: int = 4  # own scalars announced ahead in each broadcast (0: none)
+    token_wait_s: float = 0.0  # how long a member known by announcement is waited for; 0: half the deadline
 
     def __post_init__(self) -> None:
         if self.step_source not in STEP_SOURCES:
@@ -90,6 +107,8 @@ class DecisionConfig:
             raise ValueError(f"{self.robot_id}: need period_s > 0 and deadline_s > 0")
         if self.lease_steps < 1:
             raise ValueError(f"{self.robot_id}: lease_steps must be >= 1")
+        if not 0 <= self.announce_steps <= MAX_NEXT_SCALARS:
+            raise ValueError(f"{self.robot_id}: announce_steps {self.announce_steps}, expected 0..{MAX_NEXT_SCALARS}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,7 @@ class ObservationIn:
     self_features: Sequence[float]
     task_features: Sequence[float]
     task_count: int
+    stamp_ns: int = 0  # the driver's stamp: copies of one observation share it (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,12 @@ class DecisionStats:
         self.missed_rounds: deque[MissedRound] = deque(maxlen=100)
         self.late_ms: dict[int, dict[str, float]] = {}  # missed step -> peer -> ms after our deadline
         self.first_decision_at: float | None = None
+        self.stale_token_rounds = 0  # decided with a member's announced scalar and older token
+        self.stale_tokens = 0  # such members, summed over rounds
+        self.observation_copies = 0  # copies of the observation in use (a driver repeating for a lossy link)
+        # (step, team digest, team size, time) of every decision: which robots, with which scalars, it
+        # ranked. Robots that decided a step with the same digest built the same member set and order.
+        self.records: deque[tuple[int, str, int, float]] = deque(maxlen=self.WINDOW)
 
 
 class DecisionCore:
@@ -197,16 +223,20 @@ class DecisionCore:
         self.latest_obs: tuple[np.ndarray, np.ndarray, float] | None = None  # clock source
         self.last_action: ActionOut | None = None
         self._stale_run: list[int] = []  # increasing stale observation steps in a row (a restarted source)
+        self._obs_stamp = (-1, 0)  # (step, stamp) of the observation last used: its copies are ignored
 
     # -- configuration and lifecycle ---------------------------------------------------------------
 
     def reconfigure(self, **changes: object) -> None:
-        """Change deadline_s, lease_steps or expected_team while running (from the next round on)."""
+        """Change deadline_s, lease_steps, lease_s, token_wait_s or expected_team while running (from the next
+        round on)."""
         self.config = replace(self.config, **changes)
         self.table.lease = self.config.lease_steps
+        self.table.lease_s = self.config.lease_s
 
     def _new_table(self) -> PeerTable:
         return PeerTable(self.config.robot_id, self.policy_hash, self.token_size, lease=self.config.lease_steps,
+                         lease_s=self.config.lease_s,
                          warn=self._warn, roster=self.roster, max_members=self.manifest.n_agents_max - 1)
 
     def activate(self, now: float) -> None:
@@ -287,12 +317,16 @@ class DecisionCore:
     def on_observation(self, obs: ObservationIn, now: float) -> None:
         if not self.active:
             return
+        if obs.stamp_ns and (obs.step, obs.stamp_ns) == self._obs_stamp:
+            self.stats.observation_copies += 1
+            return  # a copy (the driver repeats on a lossy link), not the driver asking again
         try:
             self_f, tasks = self.policy.observation(obs.self_features, obs.task_features, obs.task_count)
         except PolicyInputError as exc:
             self.reject_observation(exc.reason, str(exc))
             return
         if self.config.step_source == CLOCK:
+            self._obs_stamp = (obs.step, obs.stamp_ns)
             self.latest_obs = (self_f, tasks, now)
             return
         step = obs.step
@@ -303,6 +337,7 @@ class DecisionCore:
         if self.round is not None and step == self.round.step:
             return  # a repeat: already collecting this step
         if step == self.last_decided:
+            self._obs_stamp = (step, obs.stamp_ns)
             self._answer_again(now)
             return
         if step < self.last_decided or (self.round is not None and step < self.round.step):
@@ -310,6 +345,7 @@ class DecisionCore:
                 self.reject_observation(STALE_STEP, f"step {step} is older than step {max(self.last_decided, 0)}")
                 return
         self._stale_run = []
+        self._obs_stamp = (step, obs.stamp_ns)
         self._open_round(step, self_f, tasks, now, received=now)
 
     def _answer_again(self, now: float) -> None:
@@ -359,7 +395,7 @@ class DecisionCore:
         # Between two observations the next step is whatever the simulator sends (episode e's steps
         # are numbered from e * max_steps), so a peer already there is not "too far ahead".
         between = self.config.step_source == OBSERVATION and rnd is None
-        verdict = self.table.offer(b, floor_step=floor, future_check=not between)
+        verdict = self.table.offer(b, floor_step=floor, future_check=not between, now=now)
         if verdict.reason == LATE_STEP and b.step in self.stats.late_ms:
             self._note_late(b, now)
         if b.leaving and rnd is not None and b.robot_id not in self.table.members:
@@ -367,6 +403,8 @@ class DecisionCore:
         self._log_membership(now)
         if verdict.used and rnd is not None and b.step == rnd.step:
             rnd.add(b)
+        elif rnd is not None and b.robot_id in rnd.expected and b.step < rnd.step:
+            rnd.announce(b.robot_id, self.table.announcement(b.robot_id, rnd.step))  # a late one may still tell
         self.poll(now)
         return verdict.used
 
@@ -381,20 +419,27 @@ class DecisionCore:
         return self.round.deadline if self.round is not None else None
 
     def _open_round(self, step: int, self_f: np.ndarray, tasks: np.ndarray, now: float, received: float) -> None:
+        if self.round is not None and not self.round.missing:
+            self._decide_now(now)  # every rank is known: decide it (older tokens) rather than drop it
         if self.round is not None:
             self.warn_once("abandon", f"step {self.round.step} abandoned, step {step} already here")
             self._close(self.round, now, abandoned=True)
-        scalar = float(self.draws.draw(step)[0])
-        self.outputs.broadcast(Broadcast(robot_id=self.config.robot_id, step=step, scalar=scalar,
-                                         policy_hash=self.policy_hash, token=self_f[self.own_index]))
-        self.last_broadcast_step = step
         cfg = self.config
+        scalar = float(self.draws.draw(step)[0])
+        self.outputs.broadcast(Broadcast(robot_id=cfg.robot_id, step=step, scalar=scalar,
+                                         policy_hash=self.policy_hash, token=self_f[self.own_index],
+                                         next_scalars=self.draws.ahead(step, cfg.announce_steps)))
+        self.last_broadcast_step = step
         forming = (self.decisions_since_activation < cfg.lease_steps
                    and len(self.table.members) + 1 < max(cfg.expected_team, 2))
         min_reports = (cfg.expected_team - 1 if cfg.expected_team > 0 else 10**9) if forming else 0
         self.round = BroadcastRound(step=step, own_scalar=scalar, expected=frozenset(self.table.members),
-                                    opened_at=now, deadline=now + cfg.deadline_s, min_reports=min_reports)
+                                    opened_at=now, deadline=now + cfg.deadline_s, min_reports=min_reports,
+                                    token_wait=now + (cfg.token_wait_s or TOKEN_WAIT_FRACTION * cfg.deadline_s))
         self.round.add_all(self.table.pending(step).values())
+        for robot_id, known in self.table.announcements(step).items():
+            if robot_id in self.round.expected:
+                self.round.announce(robot_id, known)
         self.round_obs = (self_f, tasks, received)
         self.poll(now)
 
@@ -402,13 +447,16 @@ class DecisionCore:
         rnd.close(now)
         self.round = None
         self.last_decided = rnd.step
+        if rnd.stale:
+            self.stats.stale_token_rounds += 1
+            self.stats.stale_tokens += len(rnd.stale)
         if rnd.deadline_missed or abandoned:
             self.stats.deadline_misses += 1
             self.stats.missed_rounds.append(MissedRound(rnd.step, tuple(sorted(rnd.missing)), now, abandoned))
             self.stats.late_ms[rnd.step] = {}
             while len(self.stats.late_ms) > 4:  # only the last few can still hear late broadcasts
                 del self.stats.late_ms[next(iter(self.stats.late_ms))]
-        self.table.end_round(rnd.step)
+        self.table.end_round(rnd.step, now)
         self._log_membership(now)
 
     def _note_late(self, b: Broadcast, now: float) -> None:
@@ -422,6 +470,10 @@ class DecisionCore:
         rnd = self.round
         if rnd is None or not rnd.complete(now):
             return
+        self._decide_now(now)
+
+    def _decide_now(self, now: float) -> None:
+        rnd = self.round
         self_f, tasks, received = self.round_obs
         self._close(rnd, now, abandoned=False)
         self.stats.round_ms.add((now - rnd.opened_at) * 1e3)
@@ -457,6 +509,8 @@ class DecisionCore:
                                team_size=team_size)
         self.last_action = action
         self.outputs.act(action)
+        self.stats.records.append((rnd.step, team_digest(self.config.robot_id, rnd.own_scalar, arrays), team_size,
+                                   round(now, 4)))
         done = self._clock_hint(now)
         stats = self.stats
         if stats.first_decision_at is None:
@@ -499,6 +553,9 @@ class DecisionCore:
                                "late_ms": st.late_ms.get(m.step, {})} for m in st.missed_rounds],
             "decision_latency_ms": [round(x, 3) for x in st.latency_ms.samples],
             "inference_ms_p50": st.inference_ms.percentiles(50)[0], "round_time_ms": st.round_ms.summary(),
+            "stale_token_rounds": st.stale_token_rounds, "stale_tokens": st.stale_tokens,
+            "observation_copies": st.observation_copies, "broadcast_copies_received": self.table.copies,
+            "decision_records": [list(r) for r in st.records],
             "rejects": self.reject_counts(), "members": self.members(),
             "membership_events": [{**e.as_dict(), "time": t} for t, e in self.events],
         }
@@ -506,3 +563,12 @@ class DecisionCore:
     def members(self) -> list[str]:
         """The live team including this robot, in natural id order."""
         return sorted({*self.table.members, self.config.robot_id}, key=natural_key)
+
+
+def team_digest(own_id: str, own_scalar: float, arrays: RoundArrays) -> str:
+    """The member set and scalars one robot ranked at a step (itself and every present peer), as 12 hex
+    digits: equal for two robots exactly when they built the same member set and rank order."""
+    team = sorted([(own_id, own_scalar), *((robot_id, float(arrays.peer_scalars[i]))
+                                           for i, robot_id in enumerate(arrays.peer_ids)
+                                           if arrays.peer_present[i])])
+    return hashlib.blake2b(repr(team).encode(), digest_size=6).hexdigest()

@@ -35,6 +35,15 @@ EXECUTABLES = {
 }
 DEFAULT_FLEET = Path(__file__).resolve().parent / "config" / "fleet.yaml"
 LOCKSTEP_DEADLINE_S = 0.5  # robots' broadcast deadline under the lockstep simulator (< its 1 s action timeout)
+# ... and how long they wait there for the fresh broadcast of a peer whose rank is known (announced
+# ahead): a lost broadcast then costs a lockstep step 0.1 s, not the whole deadline.
+LOCKSTEP_TOKEN_WAIT_S = 0.1
+# The lockstep simulator waits for every action: one lost costs its resend period (0.2 s), so actions
+# go out three times there (a real-time driver holds the last command instead).
+LOCKSTEP_ACTION_COPIES = 3
+# Every lockstep step waits for its slowest robot, and a robot for a known peer's lost broadcast
+# (LOCKSTEP_TOKEN_WAIT_S): two copies make that wait rare (10% loss: 1 link in 100, not 1 in 10).
+LOCKSTEP_BROADCAST_COPIES = 2
 SIM_MODES = ("lockstep", "realtime")
 
 
@@ -155,6 +164,9 @@ def swarm_nodes(fleet: Fleet, policy: str, sim: dict[str, ParamValue] | None = N
         extra = {"expected_team": len(fleet.robots), "step_source": "observation"}
         if mode == "lockstep":
             extra["deadline_s"] = LOCKSTEP_DEADLINE_S
+            extra["token_wait_s"] = LOCKSTEP_TOKEN_WAIT_S
+            extra["action_copies"] = LOCKSTEP_ACTION_COPIES
+            extra["broadcast_copies"] = LOCKSTEP_BROADCAST_COPIES
         else:
             extra["period_s"] = 1.0 / float(sim["rate"])
         if int(sim.get("seed", -1)) >= 0:

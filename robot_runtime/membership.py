@@ -7,7 +7,10 @@ stream of broadcasts into a membership:
   outsider, a forged id or an altered message never enters a round or the team;
 * a peer joins on its first valid broadcast, while the team is below `max_members`;
 * it leaves at once when it broadcasts the LEAVING flag, or when `lease` of this robot's
-  decided steps in a row passed without a receipt from it (a crashed or partitioned robot).
+  decided steps in a row passed without a receipt from it (a crashed or partitioned robot) and,
+  with `lease_s`, also that many seconds (a peer starved of CPU for a few fast steps stays in).
+  A step whose scalar the peer announced ahead is not a silent one (its rank was known), so a
+  dead peer leaves `announce_steps` + `lease` steps after its last broadcast;
   Counted in decided steps, not step numbers: step numbers may jump (a new simulated
   episode, a stalled robot) without any peer having missed a step; and counted from the last
   receipt, so a broadcast for a far-future step keeps nobody alive;
@@ -54,6 +57,8 @@ FUTURE_STEP = "future_step"  # too far ahead: the sender's step counter is out o
 REJECT_REASONS = (MALFORMED, UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_POLICY, DUPLICATE_ID, REPLAYED,
                   OUTSIDE_WINDOW, TEAM_FULL, LATE_STEP, FUTURE_STEP)
 MAX_POLICY_HASH_LENGTH = 64  # robots send 16 hex characters; a longer one is malformed
+COPY_STEPS = 2  # a sender's copies arrive within its step: an identical message older than this is a replay
+MAX_NEXT_SCALARS = 8  # scalars announced ahead per broadcast (RankBroadcast.next_scalars is bounded so)
 # Steps around the receiver's that a broadcast may carry: a simulated episode's block of step
 # numbers jumps by at most its length (100 for coverage), a robot that restarts comes back a few
 # hundred steps on; a step further away is no teammate's.
@@ -81,6 +86,7 @@ class Broadcast:
     sender: str = ""
     stamp_ns: int = 0  # the sender's stamp, covered by the signature
     signature: bytes = b""  # Ed25519 over auth.broadcast_bytes(...), "" when unsigned
+    next_scalars: tuple[float, ...] = ()  # the sender's scalars for steps step+1, step+2, ...
 
     @property
     def flags(self) -> int:
@@ -89,7 +95,12 @@ class Broadcast:
     def signed_bytes(self) -> bytes:
         sec, nanosec = divmod(self.stamp_ns, 1_000_000_000)
         return auth.broadcast_bytes(self.robot_id, self.step, self.scalar, self.policy_hash, self.token, self.flags,
-                                    sec, nanosec)
+                                    sec, nanosec, self.next_scalars)
+
+    def copy_key(self) -> tuple:
+        """What a verbatim copy (the sender repeats each broadcast) shares with the original."""
+        return (self.stamp_ns, self.scalar, self.signature, self.next_scalars, self.policy_hash,
+                np.asarray(self.token, dtype=np.float32).tobytes())
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class _Peer:
     joined_step: int
     heard: bool = True  # a receipt since the last decided step
     silent_rounds: int = 0  # this robot's decided steps in a row without a receipt from the peer
+    heard_at: float | None = None  # the time of the last receipt (when the caller passes times)
 
 
 class PeerTable:
@@ -134,6 +146,7 @@ class PeerTable:
         max_events: int = 1000,
         roster: auth.Roster | None = None,
         max_members: int = 15,
+        lease_s: float = 0.0,
     ) -> None:
         if lease < 1:
             raise ValueError(f"{own_id}: lease must be >= 1 step, got {lease}")
@@ -141,6 +154,7 @@ class PeerTable:
         self.policy_hash = policy_hash
         self.token_size = token_size
         self.lease = lease
+        self.lease_s = lease_s
         self.roster = roster
         self.max_members = max_members
         # Broadcasts up to this many steps ahead are kept for later: in lockstep a
@@ -154,7 +168,11 @@ class PeerTable:
         self._peers: dict[str, _Peer] = {}
         self._left_at: OrderedDict[str, int] = OrderedDict()  # id -> step it left at (older cannot rejoin it)
         self._pending: dict[int, dict[str, Broadcast]] = {}  # step -> id -> broadcast
-        self._heard: dict[int, set[tuple[str, bool]]] = {}  # step -> (id, leaving) accepted: replays
+        # step -> (id, leaving) accepted -> its copy key: replays, and copies told apart from them
+        self._heard: dict[int, dict[tuple[str, bool], tuple]] = {}
+        self._announced: dict[str, dict[int, float]] = {}  # member -> step -> scalar it announced ahead
+        self._token: dict[str, tuple[int, np.ndarray]] = {}  # member -> (step, token) of its newest broadcast
+        self.copies = 0  # verbatim copies of broadcasts already taken (not rejects: the sender repeats)
         self.newest_step = -1  # the newest step of a broadcast used: where the team is, before our own steps
         self.reject_counts: Counter[str] = Counter()
         self.excluded: OrderedDict[str, str] = OrderedDict()  # id -> why it is kept out (for SwarmStatus)
@@ -175,10 +193,26 @@ class PeerTable:
         """Broadcasts already received for `step` (they may arrive before our own observation)."""
         return dict(self._pending.get(step, {}))
 
+    def announcement(self, robot_id: str, step: int) -> tuple[float, np.ndarray] | None:
+        """A member's scalar for `step` as an earlier broadcast announced it, with its newest token."""
+        scalar = self._announced.get(robot_id, {}).get(step)
+        held = self._token.get(robot_id)
+        return None if scalar is None or held is None else (scalar, held[1])
+
+    def announcements(self, step: int) -> dict[str, tuple[float, np.ndarray]]:
+        out = {}
+        for robot_id in self._announced:
+            known = self.announcement(robot_id, step)
+            if known is not None:
+                out[robot_id] = known
+        return out
+
     # -- input -----------------------------------------------------------------------------
 
-    def offer(self, b: Broadcast, floor_step: int | None = None, future_check: bool = True) -> Verdict:
-        """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first).
+    def offer(self, b: Broadcast, floor_step: int | None = None, future_check: bool = True,
+              now: float | None = None) -> Verdict:
+        """Apply one broadcast. `floor_step`: the oldest step still undecided (None before the first);
+        `now`: the receipt time, for `lease_s`.
 
         future_check=False: the robot cannot know which step comes next (lockstep, between two
         observations; the sim may jump to the next episode's block) so a broadcast ahead of
@@ -187,6 +221,12 @@ class PeerTable:
         problem = self._malformed(b)
         if problem:
             return self._reject(MALFORMED, repr(b.robot_id[:64]) if b.robot_id else "<empty id>", problem)
+        recent = floor_step is None or b.step >= floor_step - COPY_STEPS
+        if recent and self._heard.get(b.step, {}).get((b.robot_id, b.leaving)) == b.copy_key():
+            # A verbatim copy of one just taken (every field): dropped before the signature is checked
+            # again. It changes nothing, whoever sent it. Older ones are replays, rejected below.
+            self.copies += 1
+            return Verdict(False, "")
         if self.roster is not None:
             reason = self.roster.verify(b.robot_id, b.signed_bytes(), b.signature)
             if reason:
@@ -209,7 +249,7 @@ class PeerTable:
             return self._reject(
                 DUPLICATE_ID, b.robot_id, f"two different scalars for step {b.step} ({held.scalar} and {b.scalar})"
             )
-        if (b.robot_id, b.leaving) in self._heard.get(b.step, ()):
+        if (b.robot_id, b.leaving) in self._heard.get(b.step, {}):
             return self._reject(REPLAYED, b.robot_id, f"a second broadcast for step {b.step}")
         # Without a roster the transport's sender is what tells two holders of one id apart. With
         # one, the signature does: a relayed genuine broadcast must not bind the id to the relay.
@@ -247,6 +287,8 @@ class PeerTable:
             self._event(MembershipEvent(JOIN, b.robot_id, b.step))
         self._remember(b)
         peer.heard = True  # a late broadcast too: the peer is alive (a newcomer is often just late)
+        peer.heard_at = now if now is not None else peer.heard_at
+        self._take_announcements(b, floor_step)
         if late:
             return self._reject(LATE_STEP, b.robot_id, f"step {b.step} arrived after step {floor_step - 1} was decided")
         self._pending.setdefault(b.step, {})[b.robot_id] = b
@@ -257,15 +299,19 @@ class PeerTable:
                 self._reject(FUTURE_STEP, robot_id, f"step {newest}: more than {self.max_pending_steps} steps pending")
         return Verdict(True)
 
-    def end_round(self, step: int) -> list[MembershipEvent]:
-        """Step `step` is decided: expire peers without a receipt for `lease` decided steps, forget old
-        broadcasts."""
+    def end_round(self, step: int, now: float | None = None) -> list[MembershipEvent]:
+        """Step `step` is decided: expire peers without a receipt for `lease` decided steps (and `lease_s`
+        seconds, given `now`), forget old broadcasts."""
         expired = []
         reported = self._pending.get(step, {})
         for robot_id, peer in list(self._peers.items()):
-            peer.silent_rounds = 0 if peer.heard or robot_id in reported else peer.silent_rounds + 1
+            if peer.heard or robot_id in reported:
+                peer.silent_rounds = 0
+            elif step not in self._announced.get(robot_id, ()):  # a step its earlier broadcast covered is not silent
+                peer.silent_rounds += 1
             peer.heard = False
-            if peer.silent_rounds >= self.lease:
+            recent = (now is not None and peer.heard_at is not None and now - peer.heard_at < self.lease_s)
+            if peer.silent_rounds >= self.lease and not recent:
                 del self._peers[robot_id]
                 self._forget_pending(robot_id)  # what it sent ahead must not enter a later round
                 event = MembershipEvent(EXPIRE, robot_id, step)
@@ -273,22 +319,44 @@ class PeerTable:
                 self._event(event)
         for old in [s for s in self._pending if s <= step]:
             del self._pending[old]
+        for ahead in self._announced.values():
+            for old in [s for s in ahead if s <= step]:
+                del ahead[old]
         for old in [s for s in self._heard if s < step - self.replay_window]:
             del self._heard[old]
         return expired
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _take_announcements(self, b: Broadcast, floor_step: int | None) -> None:
+        """A member's newest token and the scalars it announced for steps not yet decided (a late
+        broadcast's announcements too: they may be for the step being collected)."""
+        held = self._token.get(b.robot_id)
+        if held is None or b.step >= held[0]:
+            self._token[b.robot_id] = (b.step, np.asarray(b.token, dtype=np.float32))
+        if not b.next_scalars:
+            return
+        ahead = self._announced.setdefault(b.robot_id, {})
+        first = b.step + 1 if floor_step is None else max(b.step + 1, floor_step)
+        for i, scalar in enumerate(b.next_scalars):
+            if b.step + 1 + i >= first:
+                ahead[b.step + 1 + i] = scalar
+        while len(ahead) > MAX_NEXT_SCALARS:  # bounded per member, whatever it announces
+            del ahead[min(ahead)]
+
     def _remember(self, b: Broadcast) -> None:
         """(id, step) heard, for replays; only the window of steps below the newest is kept."""
-        self._heard.setdefault(b.step, set()).add((b.robot_id, b.leaving))
+        self._heard.setdefault(b.step, {})[(b.robot_id, b.leaving)] = b.copy_key()
         if len(self._heard) > 2 * self.replay_window:  # bounded also while no round ends
             for old in sorted(self._heard)[: len(self._heard) - 2 * self.replay_window]:
                 del self._heard[old]
 
     def _forget_pending(self, robot_id: str) -> None:
+        """What a member that left or expired sent for later steps must not enter a later round."""
         for per_step in self._pending.values():
             per_step.pop(robot_id, None)
+        self._announced.pop(robot_id, None)
+        self._token.pop(robot_id, None)
 
     def _left(self, robot_id: str, step: int) -> None:
         self._left_at[robot_id] = step
@@ -315,6 +383,10 @@ class PeerTable:
             return ""  # a LEAVING broadcast needs no valid scalar or token
         if not (math.isfinite(b.scalar) and 0.0 <= b.scalar < 1.0):
             return f"scalar {b.scalar} outside [0, 1)"
+        if len(b.next_scalars) > MAX_NEXT_SCALARS:
+            return f"{len(b.next_scalars)} scalars announced ahead, at most {MAX_NEXT_SCALARS}"
+        if not all(math.isfinite(x) and 0.0 <= x < 1.0 for x in b.next_scalars):
+            return "a scalar announced ahead is outside [0, 1)"
         token = np.asarray(b.token)
         if token.shape != (self.token_size,):
             return f"token of {token.size} floats, the policy's token has {self.token_size}"
@@ -349,7 +421,12 @@ class RoundArrays:
 
 @dataclass
 class BroadcastRound:
-    """Step `step` of one robot: its own draw plus what the peers broadcast for the same step."""
+    """Step `step` of one robot: its own draw plus what the peers broadcast for the same step.
+
+    A member whose broadcast for the step is lost may still be known: an earlier broadcast of it
+    announced its scalar for this step (PeerTable.announcement). Its rank is then exact and only
+    its token is older. Such members are waited for until `token_wait` (for a fresh token), members
+    known by nothing until the deadline."""
 
     step: int
     own_scalar: float
@@ -357,9 +434,12 @@ class BroadcastRound:
     opened_at: float
     deadline: float  # absolute time
     min_reports: int = 0  # while the team is still forming: wait for this many reports (or the deadline)
+    token_wait: float | None = None  # absolute time; None: the deadline
     reports: dict[str, Broadcast] = field(default_factory=dict)
+    announced: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)  # id -> (scalar, older token)
     closed_at: float | None = None
     deadline_missed: bool = False
+    stale: frozenset[str] = frozenset()  # decided with their announced scalar and an older token
 
     def add(self, b: Broadcast) -> None:
         if b.step == self.step and self.closed_at is None:
@@ -369,29 +449,46 @@ class BroadcastRound:
         for b in broadcasts:
             self.add(b)
 
+    def announce(self, robot_id: str, known: tuple[float, np.ndarray] | None) -> None:
+        if known is not None and self.closed_at is None:
+            self.announced[robot_id] = known
+
     def forget(self, robot_id: str) -> None:
         """A member left during the round (LEAVING): stop waiting for it."""
         self.expected = self.expected - {robot_id}
         self.reports.pop(robot_id, None)
+        self.announced.pop(robot_id, None)
+
+    @property
+    def unheard(self) -> set[str]:
+        """Members whose broadcast for this step has not come (their token would be older)."""
+        return set(self.expected) - set(self.reports)
 
     @property
     def missing(self) -> set[str]:
-        return set(self.expected) - set(self.reports)
+        """Members whose rank for this step is unknown: neither their broadcast nor an announcement."""
+        return self.unheard - set(self.announced)
 
     def complete(self, now: float) -> bool:
-        """True once every expected member reported (and the forming team is big enough), or at the deadline."""
+        """True once every expected member reported (and the forming team is big enough); once every
+        one is at least known and the token wait is over; or at the deadline."""
         if self.closed_at is not None:
             return True
-        if not self.missing and len(self.reports) >= self.min_reports:
-            return True
+        if len(self.reports) >= self.min_reports:
+            unheard = self.unheard
+            if not unheard:
+                return True
+            if now >= (self.deadline if self.token_wait is None else self.token_wait) and not self.missing:
+                return True
         return now >= self.deadline
 
     def close(self, now: float) -> None:
         if self.closed_at is None:
             self.closed_at = now
-            # A miss is a member we waited for and did not hear; a forming team's
+            # A miss is a member we waited for and know nothing of; a forming team's
             # full wait for strangers is not one.
             self.deadline_missed = bool(self.missing)
+            self.stale = frozenset(self.unheard & set(self.announced))
 
     def arrays(self, members: Iterable[str], token_size: int) -> RoundArrays:
         """Peers = live members plus anyone who reported, ordered by id; absent ones are masked out."""
@@ -404,6 +501,9 @@ class BroadcastRound:
             if b is not None:
                 scalars[i] = b.scalar
                 tokens[i] = np.asarray(b.token, dtype=np.float32)
+                present[i] = True
+            elif robot_id in self.announced:
+                scalars[i], tokens[i] = self.announced[robot_id]
                 present[i] = True
         return RoundArrays(
             peer_ids=ids,

@@ -104,8 +104,27 @@ ROBOT_NODE = (  # robot_runtime.ros.node
               f"{DEADLINE_FRACTION} of the period", read_only=False, range=(0.0, 60.0)),
     ParamSpec("lease_steps", 3, "decided steps a silent peer stays in the team", read_only=False,
               range=(1, 1000)),
+    ParamSpec("lease_s", 0.5, "and seconds: a peer is dropped once silent for lease_steps decided steps and "
+              "this long (a peer starved of CPU for a few fast steps stays in); 0: steps only", read_only=False,
+              range=(0.0, 60.0)),
+    ParamSpec("token_wait_s", 0.0, "how long a step waits for the broadcast of a peer whose rank it already "
+              "knows (announced ahead) before deciding with that peer's older token; 0: half the deadline",
+              read_only=False, range=(0.0, 60.0)),
     ParamSpec("expected_team", 0, "team size to wait for in the first steps after activation; 0: unknown",
               read_only=False, range=(0, 1000)),
+    ParamSpec("broadcast_copies", 1, "each rank broadcast is sent this many times, copy_spacing_s apart, for a "
+              "lossy link (receivers drop the copies before verifying them)", range=(1, 8)),
+    ParamSpec("copy_spacing_s", 0.002, "seconds between the copies of a rank broadcast", range=(0.0, 1.0)),
+    ParamSpec("announce_steps", 4, "each broadcast also carries this robot's scalars for the next steps, so "
+              "that a peer that lost one broadcast still knows the rank (0: none)", range=(0, 8)),
+    ParamSpec("action_copies", 1, "each action is published this many times (a lossy link to the driver)",
+              range=(1, 8)),
+    ParamSpec("inject_clock_offset_s", 0.0, "fault injection: added to this robot's clock (tests of clock "
+              "skew between hosts); 0 in a deployment", range=(-3600.0, 3600.0)),
+    ParamSpec("inject_delay_s", 0.0, "fault injection: each rank broadcast leaves this much later (a slow link); 0 "
+              "in a deployment", range=(0.0, 10.0)),
+    ParamSpec("inject_jitter_s", 0.0, "fault injection: plus a uniform random 0..this (jitter); 0 in a deployment",
+              range=(0.0, 10.0)),
     ParamSpec("seed", -1, "seeds the rank scalars as a function of (seed, robot id, step); -1: OS entropy",
               range=(-1, 2**62)),
     ParamSpec("providers", "", "onnxruntime execution providers in order, comma-separated; empty: TensorRT, "

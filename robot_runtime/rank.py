@@ -65,16 +65,41 @@ class ScalarSource:
     what the deployed robots drew.
     """
 
+    MAX_AHEAD = 64  # unseeded: rank scalars drawn ahead and not yet used, at most
+
     def __init__(self, seed: int | None = None, robot_id: str = "") -> None:
         self.seed = seed
         self.key = robot_key(robot_id)
         self._rng = np.random.default_rng() if seed is None else None
+        self._ahead: dict[int, float] = {}  # unseeded: step -> rank scalar already announced
 
     def draw(self, step: int, width: int = 1) -> np.ndarray:
-        """`width` draws in [0, 1) for `step`: [0] is the rank scalar."""
-        if self._rng is not None:
-            return self._rng.random(width)
-        return step_draws(self.seed, np.array([self.key], dtype=np.uint64), np.array([step]), width)[0]
+        """`width` draws in [0, 1) for `step`: [0] is the rank scalar (the one `ahead` announced)."""
+        if self._rng is None:
+            return step_draws(self.seed, np.array([self.key], dtype=np.uint64), np.array([step]), width)[0]
+        out = self._rng.random(width)
+        announced = self._ahead.pop(step, None)
+        if announced is not None:
+            out[0] = announced
+        for old in [s for s in self._ahead if s < step]:
+            del self._ahead[old]
+        return out
+
+    def ahead(self, step: int, count: int) -> tuple[float, ...]:
+        """The rank scalars of steps step+1 .. step+count, drawn now and kept for their step: each is
+        still one independent draw per step, only known earlier."""
+        if count <= 0:
+            return ()
+        steps = range(step + 1, step + 1 + count)
+        if self._rng is None:
+            keys = np.array([self.key], dtype=np.uint64)
+            return tuple(float(x) for x in step_draws(self.seed, keys, np.array(steps), 1)[:, 0])
+        for s in steps:
+            if s not in self._ahead:
+                self._ahead[s] = float(self._rng.random())
+        while len(self._ahead) > self.MAX_AHEAD:  # steps that jumped away are never drawn: bounded
+            del self._ahead[min(self._ahead)]
+        return tuple(self._ahead[s] for s in steps)
 
 
 def robot_key(robot_id: str) -> int:

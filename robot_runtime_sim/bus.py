@@ -9,7 +9,9 @@ a lockstep step the same way:
   and an observation published in between is lost) and its latched status says `active`;
 * exchange: publish a step's observations, then wait until no robot is left to wait for (the
   caller says who, each time: robots die and deactivate meanwhile) or a timeout; robots read
-  observations best effort, so the silent ones get theirs again every `resend_s`.
+  observations best effort, so the silent ones get theirs again every `resend_s`;
+* copies: each observation goes out `copies` times back to back, one stamp for all, for a lossy
+  link (a robot ignores the copies of the observation it is using; a resend has a new stamp).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ QUIET_SUB = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks
 class LockstepBus:
     def __init__(self, node: Any, robot_ids: Iterable[str], spin_once: Callable[[float], None],
                  on_action: Callable[[str, Action], None], callback_group: Any = None,
-                 on_status: Callable[[str, SwarmStatus], None] | None = None) -> None:
+                 on_status: Callable[[str, SwarmStatus], None] | None = None, copies: int = 1) -> None:
         self.node = node
+        self.copies = copies
         self.robot_ids = list(robot_ids)
+        self.resends: dict[str, int] = dict.fromkeys(self.robot_ids, 0)  # observations sent again: no action came
         self.spin_once = spin_once
         self.status: dict[str, SwarmStatus] = {}
         self._on_status = on_status
@@ -92,8 +96,9 @@ class LockstepBus:
         messages = [(self.obs_pubs[r], Observation(
             stamp=stamp, step=step, self_features=self_f.tolist(), task_features=tasks.ravel().tolist(),
             task_count=tasks.shape[0])) for r, (self_f, tasks) in targets.items()]
-        for pub, msg in messages:
-            pub.publish(msg)
+        for _ in range(self.copies):
+            for pub, msg in messages:
+                pub.publish(msg)
 
     def exchange(self, step: int, observations: dict[str, tuple[np.ndarray, np.ndarray]],
                  waiting: Callable[[], set[str]], timeout_s: float, stamp: Callable[[], Any],
@@ -110,6 +115,9 @@ class LockstepBus:
                 return left
             if now >= resend:
                 resend += resend_s
-                self.publish(step, observations, stamp(), only=sorted(left & set(observations)))
+                again = sorted(left & set(observations))
+                for robot_id in again:
+                    self.resends[robot_id] = self.resends.get(robot_id, 0) + 1
+                self.publish(step, observations, stamp(), only=again)
             self.spin_once(min(0.02, max(0.0, deadline - now)))
         return waiting()

@@ -23,6 +23,8 @@ SIM_NODE = (
               range=(0.0, 3600.0)),
     ParamSpec("lease", 3, "lockstep: action timeouts in a row before a robot is no longer waited for",
               range=(1, 1000)),
+    ParamSpec("observation_copies", 2, "each observation is published this many times (one stamp): the link "
+              "to a robot may be lossy, and the simulator stands in for the robot's own sensors", range=(1, 8)),
     ParamSpec("summary_json", "", "write the run's summary (JSON) here"),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the simulator's threads; 0: time-sharing",
               range=(0, 99)),

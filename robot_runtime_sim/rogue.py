@@ -80,7 +80,7 @@ class Rogue:
         if sign:
             msg.signature = self.key.sign(broadcast_bytes(msg.robot_id, msg.step, msg.scalar, msg.policy_hash,
                                                           np.asarray(msg.token), msg.flags, msg.stamp.sec,
-                                                          msg.stamp.nanosec))
+                                                          msg.stamp.nanosec, msg.next_scalars))
         self.rank.publish(msg)
         self.sent += 1
 
@@ -122,6 +122,8 @@ class Rogue:
         # Fields a robot reads before any check: a stamp before 1970, a 70 kB policy hash.
         self.broadcast(self.robots[0], self.step, 0.9, stamp=Time(sec=-1, nanosec=0))
         self.broadcast(self.robots[0], self.step, 0.9, policy_hash="x" * 70_000)
+        # Scalars announced ahead that no robot draws (NaN, out of [0, 1)): malformed before any signature check.
+        self.broadcast(self.robots[0], self.step + 1, 0.9, sign=True, next_scalars=[float("nan"), 2.0])
 
     def observations(self) -> None:
         fs, ft = self.self_features, self.task_features

@@ -15,7 +15,7 @@ Modes (parameter `mode`):
   writer is gone or its status says it is no longer active, it is not waited for (it revives
   when it answers).
 * realtime: step the world at a fixed rate with each robot's latest action held (what a real
-  robot's driver does); step numbers still count steps. The clock starts once the team has
+  robot's driver does); step numbers count steps across episodes. The clock starts once the team has
   formed: the first steps run in lockstep until every live robot's action has reported the
   whole team FORMATION_STABLE_STEPS steps in a row (at most FORMATION_MAX_STEPS), as a fleet is
   brought up before its mission starts (docs/design/realtime-formation.md).
@@ -41,7 +41,7 @@ from robot_runtime.ros.params import ParameterError, declare
 from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
 from robot_runtime.sched import apply_fifo, scheduling_of
-from robot_runtime_sim.bus import QUIET_PUB, LockstepBus
+from robot_runtime_sim.bus import QUIET_PUB, RESEND_S, LockstepBus
 from robot_runtime_sim.params import SIM_NODE
 from robot_runtime_sim.world import VmasWorld
 
@@ -77,7 +77,7 @@ class SimNode(Node):
         self.robots = {r: RobotLink(r, self.world.default_action()) for r in ids}
         self.spinner = HotPathSpinner(self)  # every subscription on the wait set: there are 2 per robot
         self.bus = LockstepBus(self, ids, self.spinner.spin_once, self._on_action, self.spinner.group,
-                               on_status=self._on_status)
+                               on_status=self._on_status, copies=s["observation_copies"])
         self.episode_pub = self.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS, **QUIET_PUB)
         self.step = 0  # the number the current step's messages carry (robot_runtime.protocol.step_number)
         self.steps_run = 0
@@ -143,8 +143,13 @@ class SimNode(Node):
 
     def collect_lockstep(self, observations: dict, record: bool = True) -> list[np.ndarray]:
         start = time.monotonic()
+        resends = sum(self.bus.resends.values())
         self.bus.exchange(self.step, observations, self._waiting, self.settings["action_timeout_s"], self._stamp,
                           stop=lambda: self.stop_requested)
+        if sum(self.bus.resends.values()) > resends:
+            self.warn_once("resend", f"step {self.step}: no action within {RESEND_S:g} s from some robots, their "
+                                     "observations sent again (a lost observation or action; counted in the summary's "
+                                     "observation_resends)")
         if record:
             self.step_latency_ms.append((time.monotonic() - start) * 1e3)
         actions = []
@@ -218,7 +223,10 @@ class SimNode(Node):
         self.world.reset(episode)
         ret, collisions, success, steps, done = 0.0, 0, False, 0, False
         for t in range(self.world.max_steps):
-            self.step = step_number(episode, t, self.world.max_steps)
+            # Lockstep: episode e's block of step numbers, as `robot-runtime eval` numbers them (seeded robots
+            # then draw what the evaluator draws). Real time: one count across episodes, as a free-running
+            # robot's clock counts, so scalars announced ahead (robot_runtime.decision) cover every step.
+            self.step = step_number(episode, t, self.world.max_steps) if self.mode == "lockstep" else self.steps_run
             actions = self._collect(self._observations())
             if self.stop_requested:
                 return None  # interrupted mid-step: the robots may be gone, do not score their absence
@@ -275,9 +283,12 @@ class SimNode(Node):
             "steps_per_s": round(self.steps_run / wall, 2) if wall > 0 else None,
             "realtime_overruns": self.overruns if realtime else None,
             "formation_steps": self.formation_steps if realtime else None,
-            "scheduling": scheduling_of(), "gc": self.gc_meter.summary(),
+            "scheduling": scheduling_of(), "gc": self.gc_meter.summary(), "cpu_s": round(time.process_time(), 3),
             "startup_s": round(ready_s, 3), "not_ready_at_start": missing,
             "missed_actions": {r: link.missed_total for r, link in self.robots.items()},
+            # Lockstep waits and why: an observation sent again because no action came in resend_s (a lost
+            # observation or action, or a robot waiting out its deadline for a peer's lost broadcast).
+            "observation_resends": dict(self.bus.resends),
             "invalid_actions": {r: link.invalid for r, link in self.robots.items()},
             "sim_events": self.events, "episode_results": results,
             # As `robot-runtime eval --per-episode` reports them (None: failed), to compare runs episode by episode.

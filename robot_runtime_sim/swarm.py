@@ -19,23 +19,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from robot_runtime.auth import create_keys
 from robot_runtime.fleet import Fleet, NodeSpec, load_fleet, simulated_fleet, swarm_nodes
 from robot_runtime.manifest import load_manifest
+from robot_runtime.membership import EXPIRE
 from robot_runtime.metrics import summary as latency_summary
 from robot_runtime.metrics import write_json
 from robot_runtime.params import ParamValue
 from robot_runtime.shm import remove_stale_segments
+from robot_runtime_sim.netns import NetworkHarness
 
 STOP_GRACE_S = 10.0  # after SIGTERM, before SIGKILL
 
 
 class Supervisor:
-    def __init__(self, specs: list[NodeSpec], log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, specs: list[NodeSpec], log_dir: Path, env: dict[str, str] | None = None,
+                 place: Callable[[NodeSpec, list[str]], list[str]] | None = None) -> None:
+        """`place`: the command line that runs a node's argv where it belongs (a network namespace)."""
         self.specs = specs
+        self.place = place or (lambda spec, argv: argv)
         self.log_dir = log_dir
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # never leave loopback unless told
@@ -47,8 +53,8 @@ class Supervisor:
     def start(self, spec: NodeSpec) -> subprocess.Popen:
         log = open(self.log_dir / f"{spec.label}.log", "wb")  # the child keeps its own copy
         # Own session: a terminal Ctrl-C reaches only us, and we forward it once, in order.
-        proc = subprocess.Popen(spec.argv(sys.executable), stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                start_new_session=True)
+        proc = subprocess.Popen(self.place(spec, spec.argv(sys.executable)), stdout=log, stderr=subprocess.STDOUT,
+                                env=self.env, start_new_session=True)
         log.close()
         self.procs[spec.label] = proc
         return proc
@@ -99,8 +105,11 @@ class Supervisor:
 def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 100, seed: int | None = 0,
               mode: str = "lockstep", rate: float = 10.0, json_path: str | None = None, log_dir: str | None = None,
               timeout_s: float | None = None, node_params: dict[str, ParamValue] | None = None,
-              env: dict[str, str] | None = None, realtime_priority: int = 0, fleet: Fleet | None = None) -> dict:
-    """Run one swarm and return its merged summary. seed None: robots unseeded (OS entropy)."""
+              env: dict[str, str] | None = None, realtime_priority: int = 0, fleet: Fleet | None = None,
+              network: NetworkHarness | None = None, sim_params: dict[str, ParamValue] | None = None) -> dict:
+    """Run one swarm and return its merged summary. seed None: robots unseeded (OS entropy).
+    `network`: each robot runs in the harness's host of its id, the simulator and the lifecycle
+    manager in host "sim" (robot_runtime_sim.netns), talking UDP across it."""
     manifest = load_manifest(policy)  # fail here, with the file named, not in N robot logs
     manifest.check_team_size(robots)
     team = fleet.first(robots) if fleet else simulated_fleet(robots)
@@ -109,7 +118,7 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
     logs.mkdir(parents=True, exist_ok=True)
     sim = {"scenario": scenario, "episodes": episodes, "seed": seed if seed is not None else 0, "mode": mode,
            "rate": float(rate), "n_actions": int(n_actions or 0), "realtime_priority": realtime_priority,
-           "summary_json": str(logs / "sim.json")}
+           "summary_json": str(logs / "sim.json"), **(sim_params or {})}
     robot_params = {**({"seed": -1} if seed is None else {}), **(node_params or {})}
     # An ephemeral roster for this run: signing is on unless the caller allows unsigned robots.
     keys_dir = None if robot_params.get("allow_unsigned") else str(logs / "keys")
@@ -119,7 +128,11 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
     for spec in specs:
         if spec.role == "robot":
             spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")
-    sup = Supervisor(specs, logs, env)
+    place = None
+    if network is not None:
+        env = network.env(env)
+        place = lambda spec, argv: network.command(spec.label if spec.role == "robot" else "sim", argv)  # noqa: E731
+    sup = Supervisor(specs, logs, env, place)
     previous = {s: signal.signal(s, sup.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.monotonic()
     try:
@@ -139,7 +152,7 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
 def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, policy: str, wall: float) -> dict:
     sim_path = logs / "sim.json"
     sim = json.loads(sim_path.read_text()) if sim_path.is_file() else {}
-    per_robot, latencies, events, misses = {}, [], [], 0
+    per_robot, latencies, events, misses, records = {}, [], [], 0, {}  # records: kept whole in "decision_records"
     for spec in (s for s in specs if s.role == "robot"):
         path = logs / f"{spec.label}.json"
         if not path.is_file():
@@ -147,11 +160,14 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
             continue
         stats = json.loads(path.read_text())
         samples = stats.pop("decision_latency_ms", [])
+        records[spec.label] = stats.pop("decision_records", [])
         latencies += samples
         misses += stats.get("deadline_misses", 0)
         events += [{"observer": spec.label, **e} for e in stats.get("membership_events", [])]
         per_robot[spec.label] = {**stats, "decision_latency_ms": latency_summary(samples)}
     any_robot = next((r for r in per_robot.values() if "broadcast_bytes" in r), {})
+    clean = {label for label, code in sup.exit_codes.items() if code == 0}
+    expiries = [e for e in events if e["kind"] == EXPIRE]
     reports = [sim, *per_robot.values()]
     return {
         "scenario": sim.get("scenario"), "policy": str(policy), "policy_hash": policy_hash,
@@ -162,6 +178,12 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
         "mean_return": sim.get("mean_return"),
         "decision_latency_ms": latency_summary(latencies), "sim_step_latency_ms": sim.get("step_latency_ms"),
         "steps_per_s": sim.get("steps_per_s"), "deadline_misses": misses,
+        "decisions": sum(len(r) for r in records.values()),
+        **mask_consistency(records),
+        "stale_token_rounds": sum(r.get("stale_token_rounds", 0) for r in per_robot.values()),
+        "lease_expiries": len(expiries),
+        # Expired by a peer although it ran to the end: a lease lost to the network, not to a robot's death.
+        "live_peer_expiries": sum(e["robot_id"] in clean for e in expiries),
         "membership_events": sorted(events, key=lambda e: e["time"]),
         "broadcast_bytes": any_robot.get("broadcast_bytes"), "execution_provider": any_robot.get("provider"),
         # Worst robot: what a deployment has to budget for.
@@ -171,9 +193,26 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
         # Longest garbage-collector pause in any process, to tell a GC stall from others.
         "gc_max_pause_ms": max((max(r["gc"]["max_pause_ms"]) for r in reports if isinstance(r.get("gc"), dict)),
                                default=None),
-        "per_robot": per_robot, "sim": sim, "exit_codes": sup.exit_codes, "interrupted": sup.stopping,
+        "per_robot": per_robot, "decision_records": records, "sim": sim, "exit_codes": sup.exit_codes,
+        "interrupted": sup.stopping,
         "log_dir": str(logs), "wall_s": round(wall, 3),
     }
+
+
+def mask_consistency(records: dict[str, list]) -> dict:
+    """From every robot's decision records (step, team digest, ...: DecisionCore.stats.records): the
+    share of steps decided by two or more robots at which all of them ranked the same member set with
+    the same scalars (hence the same order). 1.0 on a perfect network."""
+    by_step: dict[int, set[str]] = {}
+    deciders: dict[int, int] = {}
+    for rows in records.values():
+        for step, digest, *_ in rows:
+            by_step.setdefault(step, set()).add(digest)
+            deciders[step] = deciders.get(step, 0) + 1
+    compared = [step for step, count in deciders.items() if count >= 2]
+    same = sum(len(by_step[step]) == 1 for step in compared)
+    return {"mask_consistency": round(same / len(compared), 4) if compared else None,
+            "steps_compared": len(compared)}
 
 
 def _worst(per_robot: dict, key: str) -> float | None:

@@ -23,6 +23,8 @@ from robot_runtime.ros.params import declare
 from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
 
+RETRY_S = 3.0  # a transition request not answered by then is checked (get_state) and sent again
+
 
 class LifecycleManager(Node):
     def __init__(self) -> None:
@@ -38,12 +40,39 @@ class LifecycleManager(Node):
             self.spinner.spin_once(0.05)
         return {name: f.result() if f.done() else None for name, f in futures.items()}
 
-    def transition(self, names: list[str], transition_id: int, label: str) -> list[str]:
-        """Ask every node in `names` for one transition at once; the nodes that did not succeed."""
+    def transition(self, names: list[str], transition_id: int, label: str, target: str) -> list[str]:
+        """Ask every node in `names` for one transition at once; the nodes that did not reach `target`.
+
+        On a lossy network a request or its response can be lost for good (a service reply is sent
+        only to a client matched at that moment), so a node that has not answered within RETRY_S is
+        asked its state, and asked for the transition again only when that state is known and not yet
+        `target` (a repeated request to a node already there would be refused, with an ERROR line)."""
         deadline = time.monotonic() + self.settings["timeout_s"]
         request = ChangeState.Request(transition=Transition(id=transition_id))
-        answers = self._wait({n: self.change[n].call_async(request) for n in names}, deadline)
-        failed = [n for n, answer in answers.items() if answer is None or not answer.success]
+        ask, unsure, failed = list(names), [], []
+        while (ask or unsure) and not self.stop_requested and time.monotonic() < deadline:
+            answers = self._wait({n: self.change[n].call_async(request) for n in ask},
+                                 min(deadline, time.monotonic() + RETRY_S))
+            unsure += [n for n, answer in answers.items() if answer is None or not answer.success]
+            states = self._wait({n: self.get[n].call_async(GetState.Request()) for n in unsure},
+                                min(deadline, time.monotonic() + RETRY_S))
+            ask, still = [], []
+            for n in unsure:
+                state = states[n].current_state.label if states[n] is not None else None
+                if state == target:
+                    continue
+                if state is None:
+                    still.append(n)  # its state is unknown too: ask that again, not the transition
+                elif n in answers and answers[n] is not None:
+                    failed.append(n)  # refused, and not there: the node's log says why
+                else:
+                    ask.append(n)  # the request was lost: ask again
+            unsure = still
+            if (ask or unsure) and not self.stop_requested:
+                self.log.warning(f"{label}: no answer yet from {sorted(ask + unsure)}, asking again")
+        if self.stop_requested:
+            return []  # interrupted: not a failure of the nodes
+        failed += ask + unsure
         if failed:
             self.log.error(f"{label} failed on {failed} (see their logs)")
         return failed
@@ -53,7 +82,7 @@ class LifecycleManager(Node):
             self.log.error("parameter node_names is empty: nothing to bring up")
             return 1
         self.change = {n: self.create_client(ChangeState, f"{n}/change_state") for n in self.nodes}
-        get = {n: self.create_client(GetState, f"{n}/get_state") for n in self.nodes}
+        self.get = get = {n: self.create_client(GetState, f"{n}/get_state") for n in self.nodes}
         deadline = time.monotonic() + self.settings["timeout_s"]
         missing = self.nodes
         while missing and not self.stop_requested and time.monotonic() < deadline:
@@ -67,12 +96,13 @@ class LifecycleManager(Node):
         states = self._wait({n: get[n].call_async(GetState.Request()) for n in self.nodes}, deadline)
         label = {n: s.current_state.label if s is not None else "unknown" for n, s in states.items()}
         if self.transition([n for n in self.nodes if label[n] == "unconfigured"], Transition.TRANSITION_CONFIGURE,
-                           "configure"):
+                           "configure", "inactive"):
             return 1
         if self.transition([n for n in self.nodes if label[n] != "active"], Transition.TRANSITION_ACTIVATE,
-                           "activate"):
+                           "activate", "active"):
             return 1
-        self.log.info(f"{len(self.nodes)} nodes active: {' '.join(self.nodes)}")
+        if not self.stop_requested:
+            self.log.info(f"{len(self.nodes)} nodes active: {' '.join(self.nodes)}")
         return 0
 
 

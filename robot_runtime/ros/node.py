@@ -20,6 +20,7 @@ deactivates the node and ends the process with exit code 0.
 from __future__ import annotations
 
 import math
+import random
 import sys
 import time
 from collections import deque
@@ -68,6 +69,7 @@ LEAVING_REPEATS = 3  # best-effort topic: say goodbye a few times, the lease cov
 # Kept alive after each LEAVING copy: a participant destroyed right after it writes can take its
 # last samples with it (docs/design/decision-core.md).
 LEAVING_SPACING_S = 0.03
+PEER_SKEW_SAMPLES = 50  # per peer: the last few seconds of broadcasts at 10-20 Hz
 SIGNALLED_IDLE_WAKE_S = 1.0  # nothing to wait for and signals wake the loop: a safety bound only
 
 
@@ -93,6 +95,10 @@ class RobotNode(LifecycleNode):
         self.entities: list[Any] = []
         self.stop_requested = False
         self.leaving_due: deque[tuple[float, Broadcast]] = deque()  # LEAVING copies still to send
+        self.copies_due: deque[tuple[float, RankBroadcast]] = deque()  # copies of the step's broadcast
+        self.clock_offset_ns = 0  # inject_clock_offset_s
+        self.jitter = random.Random()  # inject_jitter_s
+        self.peer_skew_ms: dict[str, deque[float]] = {}  # member -> our receipt minus its stamp (recent)
         self.next_status = time.monotonic()
         self.transit_ms = Window(2000)  # peer stamp -> our receipt
         self.obs_transit_ms = Window(20000)  # observation stamp -> our receipt
@@ -166,7 +172,12 @@ class RobotNode(LifecycleNode):
         self.period_s = s["period_s"] or float(m.control_period_s)
         config = DecisionConfig(robot_id=self.robot_id, step_source=s["step_source"], period_s=self.period_s,
                                 deadline_s=self._deadline(s["deadline_s"]), lease_steps=s["lease_steps"],
-                                expected_team=s["expected_team"])
+                                expected_team=s["expected_team"], announce_steps=s["announce_steps"],
+                                lease_s=s["lease_s"], token_wait_s=s["token_wait_s"])
+        self.clock_offset_ns = round(s["inject_clock_offset_s"] * 1e9)
+        if self.clock_offset_ns:
+            self.log.warning(f"inject_clock_offset_s {s['inject_clock_offset_s']:g}: this robot's clock is shifted "
+                             "on purpose (fault injection)")
         draws = ScalarSource(None if s["seed"] < 0 else s["seed"], self.robot_id)
         roster, self.signer = self._identity(self.policy)
         safety = SafetyMonitor(EStopLatch(roster, unsigned_release=s["allow_unsigned"]), s["watchdog_s"],
@@ -179,7 +190,8 @@ class RobotNode(LifecycleNode):
                              sequence=self.report.sequence)
         self._create_entities()
         sample = RankBroadcast(robot_id=self.robot_id, policy_hash=self.core.policy_hash,
-                               token=[0.0] * m.layout.sizes[1], signature=bytes(64 if self.signer else 0))
+                               token=[0.0] * m.layout.sizes[1], signature=bytes(64 if self.signer else 0),
+                               next_scalars=[0.0] * s["announce_steps"])
         self.broadcast_bytes = len(serialize_message(sample))
         freeze_startup_heap()
         self.startup_to_ready_s = process_age_s()
@@ -263,6 +275,7 @@ class RobotNode(LifecycleNode):
         if self.core is not None:
             s = self.settings
             self.core.reconfigure(deadline_s=self._deadline(s["deadline_s"]), lease_steps=s["lease_steps"],
+                                  lease_s=s["lease_s"], token_wait_s=s["token_wait_s"],
                                   expected_team=s["expected_team"])
             self.report.expected_team = s["expected_team"]
         return SetParametersResult(successful=True)
@@ -270,25 +283,50 @@ class RobotNode(LifecycleNode):
     # -- decision core outputs (robot_runtime.decision.Outputs) ----------------------------------------
 
     def broadcast(self, b: Broadcast) -> None:
-        self._publish_rank(b)
+        now = time.monotonic()
         if b.leaving:  # the other copies from the loop, spaced (LEAVING_SPACING_S)
-            now = time.monotonic()
+            self._publish_rank(b)
+            self.copies_due.clear()
             self.leaving_due.extend((now + k * LEAVING_SPACING_S, b) for k in range(1, LEAVING_REPEATS))
+            return
+        s = self.settings
+        msg = self._rank_message(b)
+        # Verbatim copies (same stamp and signature: receivers drop them unverified), spaced so that
+        # one short fade of the link does not take them all; the first one late by any injected delay.
+        first = now + s["inject_delay_s"] + (self.jitter.uniform(0.0, s["inject_jitter_s"])
+                                             if s["inject_jitter_s"] else 0.0)
+        self.copies_due = deque((first + k * s["copy_spacing_s"], msg) for k in range(s["broadcast_copies"]))
+        self._send_copies(now)
+
+    def _send_copies(self, now: float) -> None:
+        while self.copies_due and self.copies_due[0][0] <= now:
+            self.pub_rank.publish(self.copies_due.popleft()[1])
 
     def _publish_rank(self, b: Broadcast) -> None:
-        stamp = self.get_clock().now().to_msg()
+        self.pub_rank.publish(self._rank_message(b))
+
+    def _rank_message(self, b: Broadcast) -> RankBroadcast:
+        stamp = self._stamp()
         stamp_ns = stamp_to_ns(stamp)
         self.own_stamps.append(stamp_ns)
         signature = self.signer.sign(replace(b, stamp_ns=stamp_ns).signed_bytes()) if self.signer else b""
-        self.pub_rank.publish(RankBroadcast(
-            stamp=stamp, robot_id=b.robot_id, step=b.step, scalar=b.scalar, policy_hash=b.policy_hash,
-            token=b.token.tolist(), flags=b.flags, signature=signature))
+        return RankBroadcast(stamp=stamp, robot_id=b.robot_id, step=b.step, scalar=b.scalar,
+                             policy_hash=b.policy_hash, token=b.token.tolist(), flags=b.flags,
+                             next_scalars=list(b.next_scalars), signature=signature)
 
     def act(self, action: ActionOut) -> None:
-        self.pub_action.publish(Action(
-            stamp=self.get_clock().now().to_msg(), step=action.step, robot_id=self.robot_id,
-            values=list(action.values), rank=action.rank, peers_seen=action.peers_seen, team_size=action.team_size,
-            flags=Action.FLAG_STOP if action.stop else 0))
+        msg = Action(stamp=self._stamp(), step=action.step, robot_id=self.robot_id, values=list(action.values),
+                     rank=action.rank, peers_seen=action.peers_seen, team_size=action.team_size,
+                     flags=Action.FLAG_STOP if action.stop else 0)
+        for _ in range(self.settings["action_copies"]):
+            self.pub_action.publish(msg)
+
+    def _now_ns(self) -> int:
+        """The node's clock (ROS time) plus any injected offset: what its stamps and clock steps use."""
+        return self.get_clock().now().nanoseconds + self.clock_offset_ns
+
+    def _stamp(self) -> Any:
+        return Time(nanoseconds=max(0, self._now_ns())).to_msg()
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -297,7 +335,7 @@ class RobotNode(LifecycleNode):
         self.obs_transit_ms.add(self._age_ms(stamp_to_ns(msg.stamp)))
         if self.core is not None:
             self.core.on_observation(ObservationIn(int(msg.step), msg.self_features, msg.task_features,
-                                                   int(msg.task_count)), now)
+                                                   int(msg.task_count), stamp_to_ns(msg.stamp)), now)
 
     def _on_broadcast(self, msg: RankBroadcast, info: dict) -> None:
         gid = (info or {}).get("publisher_gid") or {}
@@ -312,9 +350,11 @@ class RobotNode(LifecycleNode):
         b = Broadcast(robot_id=msg.robot_id, step=int(msg.step), scalar=float(msg.scalar), policy_hash=msg.policy_hash,
                       token=np.asarray(msg.token, dtype=np.float32),
                       leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), sender=sender,
-                      stamp_ns=stamp_ns, signature=bytes(msg.signature))
+                      stamp_ns=stamp_ns, signature=bytes(msg.signature), next_scalars=tuple(msg.next_scalars))
         if self.core.on_broadcast(b, time.monotonic()):
-            self.transit_ms.add(self._age_ms(stamp_ns))
+            age = self._age_ms(stamp_ns)
+            self.transit_ms.add(age)
+            self.peer_skew_ms.setdefault(b.robot_id, deque(maxlen=PEER_SKEW_SAMPLES)).append(age)
 
     def _on_estop(self, msg: EStop) -> None:
         if self.core is None:
@@ -335,13 +375,22 @@ class RobotNode(LifecycleNode):
 
     def _age_ms(self, stamp_ns: int) -> float:
         """Now minus a sender's stamp."""
-        return (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+        return (self._now_ns() - stamp_ns) * 1e-6
+
+    def clock_offset_ms(self) -> float | None:
+        """This robot's clock minus the team's, from the peers' stamps: per peer the smallest recent
+        receipt-minus-stamp (transit at its shortest plus the offset), the median over peers."""
+        members = set(self.core.table.members) if self.core is not None else set()
+        for gone in set(self.peer_skew_ms) - members:
+            del self.peer_skew_ms[gone]  # bounded by the team
+        lows = sorted(min(samples) for samples in self.peer_skew_ms.values() if samples)
+        return round(lows[len(lows) // 2], 3) if lows else None
 
     # -- loop --------------------------------------------------------------------------------------
 
     def _clock_step(self) -> tuple[int, float]:
         """The step the node's clock is in, and seconds until the next one (sim time: a short poll)."""
-        t = self.get_clock().now().nanoseconds * 1e-9
+        t = self._now_ns() * 1e-9
         step = math.floor(t / self.period_s)
         left = (step + 1) * self.period_s - t
         return step, min(left, self.period_s / 10) if self.get_parameter("use_sim_time").value else left
@@ -359,8 +408,9 @@ class RobotNode(LifecycleNode):
                         timeout = min(timeout, due - now)
             if clocked:
                 timeout = min(timeout, self._clock_step()[1])
-            if self.leaving_due:
-                timeout = min(timeout, self.leaving_due[0][0] - now)
+            for due in (self.leaving_due, self.copies_due):
+                if due:
+                    timeout = min(timeout, due[0][0] - now)
             self.spinner.spin_once(timeout)
             self._after_wake()
         self._finish()
@@ -386,6 +436,7 @@ class RobotNode(LifecycleNode):
             core.poll(now)
             if core.safety_tick(now) != self.report.safety_state:
                 self.next_status = now  # tell the operator at once
+        self._send_copies(now)
         while self.leaving_due and self.leaving_due[0][0] <= now:
             self._publish_rank(self.leaving_due.popleft()[1])
         if now >= self.next_status:
@@ -400,6 +451,7 @@ class RobotNode(LifecycleNode):
     def publish_status(self) -> None:
         self.report.sequence += 1
         self.report.transit_p50_ms = self.transit_ms.percentiles(50)[0]
+        self.report.clock_offset_ms = self.clock_offset_ms()
         stamp = self.get_clock().now().to_msg()
         status = self.report.swarm_status(stamp)
         self.pub_status.publish(status)
@@ -412,7 +464,8 @@ class RobotNode(LifecycleNode):
         rss, peak_rss = resident_mb()
         out = {"robot_id": self.robot_id, "startup_to_ready_s": round(self.startup_to_ready_s, 3),
                "rss_ready_mb": round(self.rss_ready_mb, 1), "rss_mb": round(rss, 1),
-               "peak_rss_mb": round(peak_rss, 1), "scheduling": scheduling_of(), "gc": self.gc_meter.summary(),
+               "peak_rss_mb": round(peak_rss, 1), "cpu_s": round(time.process_time(), 3),
+               "scheduling": scheduling_of(), "gc": self.gc_meter.summary(),
                "lifecycle_state": self.report.lifecycle_state}
         if self.core is None:
             return out
@@ -420,7 +473,7 @@ class RobotNode(LifecycleNode):
         age_at_first = round(process_age_s() - (time.monotonic() - first), 3) if first else None
         return {**out, **self.core.summary(), "startup_to_first_action_s": age_at_first,
                 "provider": self.policy.provider, "broadcast_bytes": self.broadcast_bytes,
-                "observation_transit_ms": self.obs_transit_ms.summary()}
+                "observation_transit_ms": self.obs_transit_ms.summary(), "clock_offset_ms": self.clock_offset_ms()}
 
     def write_stats(self) -> None:
         if self.settings["stats_json"]:

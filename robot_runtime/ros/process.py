@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -22,6 +23,17 @@ from rclpy.signals import SignalHandlerOptions
 
 from robot_runtime.ros.params import ParameterError
 from robot_runtime.ros.spinner import SpinnerError
+
+FASTDDS_PROFILE = Path(__file__).resolve().parents[1] / "config" / "fastdds.xml"
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def use_fastdds_profile() -> None:
+    """The project's Fast DDS participant settings (config/fastdds.xml: discovery leases for lossy
+    links), unless the user names a profile file of their own. Before rclpy.init: Fast DDS reads the
+    variable when it creates its first participant."""
+    if not any(os.environ.get(name) for name in PROFILE_VARIABLES) and FASTDDS_PROFILE.is_file():
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
 
 
 def wake_on_signals(node: Any, callback_group: Any = None) -> None:
@@ -47,6 +59,7 @@ def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any
     """Init rclpy with `argv` (its --ros-args), make the node, `start` it (a non-zero return ends
     the process with that code), then run its loop until a signal. A ParameterError is a usage
     error: exit 2 with its message, no traceback."""
+    use_fastdds_profile()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

@@ -36,6 +36,7 @@ class Report:
     step_source: str = ""
     expected_team: int = 0
     transit_p50_ms: float | None = None
+    clock_offset_ms: float | None = None  # this robot's clock minus the team's, from peers' stamps
     problem: str = ""  # why configure failed
     sequence: int = 0
     _last: dict = field(default_factory=dict)  # counters at the previous report
@@ -87,9 +88,14 @@ class Report:
             "execution_provider": status.execution_provider,
             "step_source": self.step_source,
         }
+        if self.clock_offset_ms is not None:
+            values["clock_offset_ms"] = f"{self.clock_offset_ms:.2f}"
         if self.core is not None:  # the settings the decision core runs with now, and its safety layer
             values["deadline_s"] = f"{self.core.config.deadline_s:g}"
             values["lease_steps"] = str(self.core.config.lease_steps)
+            stats = self.core.stats
+            values["stale_token_rounds"] = str(stats.stale_token_rounds)  # decided on an announced scalar
+            values["broadcast_copies_received"] = str(self.core.table.copies)
             values["safety_state"] = self.core.safety_state
             values["signed_broadcasts"] = "yes" if self.core.roster is not None else "no (allow_unsigned)"
             estop = self.core.safety.latch.latest

@@ -36,8 +36,11 @@ from robot_runtime.membership import (  # noqa: E402
     UNSIGNED,
     WRONG_POLICY,
 )
+from robot_runtime.params import ROBOT_NODE, defaults  # noqa: E402
 from robot_runtime.shm import remove_stale_segments  # noqa: E402
 from tests.ros.helpers import DEADLINE_S, LEASE, Fleet, robot_spec, team_sizes  # noqa: E402
+
+ROBOT_NODE_DEFAULTS = defaults(ROBOT_NODE)
 
 NAN_BURST = 12  # < the rank topic's reader depth (qos.RANK_QOS): best effort on loopback loses none
 
@@ -71,8 +74,11 @@ def test_kill9_peer_dropped_within_lease_others_keep_acting(fleet3):
     # (the survivors and this driver keep exchanging data below).
     removed = remove_stale_segments(min_age_s=0.0)
     assert any(p.name.startswith("fastdds_") and "port" not in p.name for p in removed), removed
+    # Its scalars for the next ANNOUNCED steps are known (announced ahead), so those steps are not silent;
+    # then LEASE silent steps, and at least lease_s (0.5 s) since its last broadcast.
+    announced = ROBOT_NODE_DEFAULTS["announce_steps"]
     steps_to_drop, t_drop = None, None
-    for n in range(1, 2 * LEASE + 2):
+    for n in range(1, announced + 2 * LEASE + 4):
         acts = fleet3.steps(1, survivors)[0]
         if all(acts[r].team_size == 2 for r in survivors):
             steps_to_drop, t_drop = n, max(acts[r].received for r in survivors)
@@ -81,7 +87,7 @@ def test_kill9_peer_dropped_within_lease_others_keep_acting(fleet3):
     after = fleet3.steps(5, survivors)
     print(f"\nkill -9: dropped after {steps_to_drop} steps (lease {LEASE}, deadline {DEADLINE_S}s), "
           f"{(t_drop - t_kill) * 1e3:.0f} ms after the kill; {len(removed)} stale shared-memory files removed")
-    assert steps_to_drop <= LEASE
+    assert steps_to_drop <= announced + LEASE + 2
     assert all(a.team_size == 2 and a.peers_seen <= 1 for acts in after for a in acts.values())
 
 
@@ -168,7 +174,8 @@ def test_bad_input_rejected_counted_and_node_keeps_acting(policy3, tmp_path, ros
         send(rogue, robot_id="robot_9")  # an outsider with a key of its own
         send(rogue, robot_id="robot_1")  # squatting a live robot's id
         send(fleet.signer("robot_2"), robot_id="robot_2", policy_hash="ffffffffffffffff")  # a teammate, other policy
-        d.rank_pub.publish(ref)  # a replay of a real broadcast
+        d.rank_pub.publish(ref)  # a verbatim copy of a real broadcast: dropped as a copy, not counted a reject
+        send(fleet.signer("robot_1"), robot_id="robot_1", step=ref.step, scalar=ref.scalar)  # its step again
         for _ in range(NAN_BURST):  # back to back: the node takes a burst in one wake-up, counts each once
             send(None, robot_id="robot_8", token=[float("nan")])
         send(None, robot_id="x" * 5000)

@@ -79,7 +79,10 @@ def test_only_the_rosters_own_signatures_enter_the_team(team):
     assert table.offer(altered, floor_step=0).reason == mb.BAD_SIGNATURE
     assert table.members == [] and table.excluded == {"robot_9": mb.UNKNOWN_KEY}
     assert table.offer(forged, floor_step=0).used and table.members == ["robot_1"]
-    assert table.offer(forged, floor_step=0).reason == mb.REPLAYED  # the same message again
+    copy = table.offer(forged, floor_step=0)  # the same message again: a copy, taken once, not verified again
+    assert not copy.used and copy.reason == "" and table.copies == 1
+    again = signed(signers["robot_1"], "robot_1", 0, stamp_ns=7)  # the same step signed anew: not a copy
+    assert table.offer(again, floor_step=0).reason == mb.REPLAYED
     later = signed(signers["robot_1"], "robot_1", 1, stamp_ns=2)
     assert table.offer(later, floor_step=1).used
     leaving = signed(signers["robot_1"], "robot_1", 1, stamp_ns=3, leaving=True)
@@ -180,7 +183,8 @@ def test_signed_bytes_cover_every_field():
                 stamp_sec=1, stamp_nanosec=2)
     reference = auth.broadcast_bytes(**base)
     for key, other in (("robot_id", "robot_2"), ("step", 4), ("scalar", 0.26), ("policy_hash", "f" * 16),
-                       ("token", np.array([1.0, 2.0])), ("flags", 1), ("stamp_sec", 9), ("stamp_nanosec", 9)):
+                       ("token", np.array([1.0, 2.0])), ("flags", 1), ("stamp_sec", 9), ("stamp_nanosec", 9),
+                       ("next_scalars", (0.5,))):
         assert auth.broadcast_bytes(**{**base, key: other}) != reference, key
 
 
@@ -190,7 +194,8 @@ def test_an_old_signed_broadcast_replayed_keeps_a_dead_robot_out(team):
     old = signed(signers["robot_1"], "robot_1", 0)
     assert table.offer(old, floor_step=0).used
     for step in range(1, 40):  # robot_1 died after step 0; an attacker replays its step-0 broadcast
-        assert table.offer(old, floor_step=step).reason in (mb.REPLAYED, mb.OUTSIDE_WINDOW)
+        reason = table.offer(old, floor_step=step).reason  # within COPY_STEPS: a copy, counted as one
+        assert reason in (mb.REPLAYED, mb.OUTSIDE_WINDOW) if step > mb.COPY_STEPS else reason == ""
         table.end_round(step)
     assert table.members == [] and table.reject_counts[mb.OUTSIDE_WINDOW] > 0
 

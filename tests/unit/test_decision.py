@@ -388,3 +388,160 @@ def test_an_expired_peers_early_broadcast_does_not_enter_a_later_round():
     step_all(core, 4, 4.0, {"robot_1": 0.3, "robot_3": 0.5})
     assert policy.calls[-1]["tokens"].shape[0] == 2, "never more peers than the policy admits"
     assert out.actions[-1].step == 4 and out.actions[-1].team_size == 3
+
+
+# -- loss tolerance (docs/design/network.md) ---------------------------------------------------------
+
+
+def test_broadcasts_announce_the_next_scalars_that_the_robot_then_draws():
+    for seed in (0, None):
+        core, _, out, _ = make(replace(DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, expected_team=1),
+                                       announce_steps=3), seed=seed)
+        core.draws = ScalarSource(seed, "robot_0")
+        for step in range(5):
+            core.on_observation(obs(step), float(step))
+        sent = out.broadcasts
+        assert all(len(b.next_scalars) == 3 for b in sent)
+        for b in sent[:2]:  # what step k announced for k+1..k+3 is what those steps broadcast
+            assert b.next_scalars == tuple(s.scalar for s in sent[b.step + 1:b.step + 4])
+        assert len(set(b.scalar for b in sent)) == 5, "still one independent draw per step"
+
+
+def test_a_lost_broadcast_is_covered_by_the_announcement_with_the_older_token():
+    core, policy, out, _ = make()
+    t = formed(core)
+    core.on_observation(obs(3), t)
+    core.on_broadcast(peer("robot_1", 3, 0.3, next_scalars=(0.8, 0.1)), t + 0.001)
+    core.on_broadcast(peer("robot_2", 3, 0.7, token=np.full(1, 7.0, np.float32)), t + 0.002)
+    core.on_observation(obs(4), t + 1)  # robot_1's broadcast for step 4 is lost
+    core.on_broadcast(peer("robot_2", 4, 0.6), t + 1.001)
+    core.poll(t + 1 + 0.5 * DEADLINE - 1e-6)
+    assert len(out.actions) == 4, "waits for the fresh token until the token wait"
+    core.poll(t + 1 + 0.5 * DEADLINE)
+    assert len(out.actions) == 5 and core.stats.deadline_misses == 0
+    assert core.stats.stale_token_rounds == 1 and core.stats.stale_tokens == 1
+    assert policy.calls[-1]["visible"].sum() == int(0.8 >= out.broadcasts[-1].scalar) + int(
+        0.6 >= out.broadcasts[-1].scalar), "robot_1 ranked by its announced 0.8"
+    assert core.stats.records[-1][2] == 3
+
+
+def test_a_member_known_by_nothing_is_still_a_miss_at_the_deadline():
+    core, _, out, _ = make()
+    t = formed(core)  # no announcements in these broadcasts
+    core.on_observation(obs(3), t)
+    core.on_broadcast(peer("robot_2", 3, 0.6), t + 0.001)
+    core.poll(t + 0.5 * DEADLINE)
+    assert len(out.actions) == 3
+    core.poll(t + DEADLINE)
+    assert core.stats.deadline_misses == 1 and core.stats.stale_token_rounds == 0
+
+
+def test_a_late_broadcast_announces_for_the_open_round():
+    core, _, out, _ = make()
+    t = formed(core, steps=2)
+    step_all(core, 2, t, {"robot_2": 0.6})
+    core.poll(t + DEADLINE)  # robot_1's step 2 is late: a miss
+    core.on_observation(obs(3), t + 1)
+    core.on_broadcast(peer("robot_2", 3, 0.6), t + 1.001)
+    core.on_broadcast(peer("robot_1", 2, 0.3, next_scalars=(0.5,)), t + 1.002)  # late, but tells step 3
+    core.poll(t + 1 + 0.5 * DEADLINE)
+    assert len(out.actions) == 4 and core.stats.deadline_misses == 1 and core.stats.stale_token_rounds == 1
+
+
+def test_the_next_step_decides_a_round_whose_ranks_are_all_known_instead_of_abandoning_it():
+    core, _, out, _ = make(replace(DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, expected_team=3),
+                                   token_wait_s=DEADLINE))
+    t = formed(core)
+    core.on_observation(obs(3), t)
+    core.on_broadcast(peer("robot_1", 3, 0.3, next_scalars=(0.2,)), t + 0.001)
+    core.on_broadcast(peer("robot_2", 3, 0.7, next_scalars=(0.9,)), t + 0.001)
+    core.on_observation(obs(4), t + 0.01)
+    core.on_broadcast(peer("robot_2", 4, 0.9), t + 0.011)
+    core.on_observation(obs(5), t + 0.02)  # robot_1's step 4 lost, known by announcement: decided
+    assert [a.step for a in out.actions][-1] == 4 and core.stats.deadline_misses == 0
+
+
+def test_copies_of_the_observation_in_use_are_ignored_and_a_resend_is_answered():
+    core, _, out, _ = make(replace(DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, expected_team=1)))
+    first = replace(obs(0), stamp_ns=5)
+    core.on_observation(first, 0.0)
+    core.on_observation(first, 0.001)  # a copy after the decision: not answered again
+    assert len(out.actions) == 1 and core.stats.observation_copies == 1
+    core.on_observation(replace(obs(0), stamp_ns=6), 0.2)  # the driver asks again (a new stamp)
+    assert len(out.actions) == 2
+
+
+def test_the_lease_in_time_keeps_a_peer_through_fast_silent_steps():
+    config = replace(DecisionConfig(robot_id="robot_0", deadline_s=DEADLINE, expected_team=3), lease_s=0.5)
+    core, _, _, _ = make(config)
+    t = formed(core, steps=3)  # one step per second so far; now fast steps without robot_1
+    for k in range(3, 8):
+        step_all(core, k, t + 0.01 * (k - 3), {"robot_2": 0.5})
+        core.poll(t + 0.01 * (k - 3) + DEADLINE)
+    assert "robot_1" not in core.table.members, "silent for 1 s and 5 steps: gone"
+    core2, _, _, _ = make(config)
+    t = formed(core2, t=0.0, steps=3)
+    core2.on_broadcast(peer("robot_1", 3, 0.3), t - 0.05)
+    for k in range(3, 8):
+        step_all(core2, k, t + 0.01 * (k - 3), {"robot_2": 0.5})
+        core2.poll(t + 0.01 * (k - 3) + DEADLINE)
+    assert "robot_1" in core2.table.members, "5 silent steps within 0.5 s: kept"
+
+
+def test_decision_records_tell_equal_teams_apart_from_unequal_ones():
+    from robot_runtime.decision import team_digest
+    from robot_runtime.membership import RoundArrays
+    from robot_runtime_sim.swarm import mask_consistency
+
+    def arrays(ids, scalars, present):
+        return RoundArrays(tuple(ids), np.array(scalars), np.zeros((len(ids), 1), np.float32), np.array(present),
+                           1, len(ids) + 1)
+
+    a = team_digest("r0", 0.1, arrays(["r1", "r2"], [0.5, 0.9], [True, True]))
+    b = team_digest("r1", 0.5, arrays(["r0", "r2"], [0.1, 0.9], [True, True]))
+    c = team_digest("r2", 0.9, arrays(["r0", "r1"], [0.1, 0.5], [True, False]))  # r1 masked: another team
+    assert a == b != c
+    records = {"r0": [[0, a, 3, 0.0], [1, a, 3, 0.1]], "r1": [[0, b, 3, 0.0], [1, b, 3, 0.1]],
+               "r2": [[0, b, 3, 0.0], [1, c, 3, 0.1]]}
+    assert mask_consistency(records) == {"mask_consistency": 0.5, "steps_compared": 2}
+
+
+def test_free_running_robots_with_offset_clocks_agree_on_steps_and_ranks():
+    """Three clock-driven robots whose clocks differ by up to a whole period (+-half a period each),
+    broadcasts 2 ms in flight: every step is decided by all three with the same ranks, without a miss."""
+    import math
+
+    from robot_runtime_sim.swarm import mask_consistency
+
+    period = 0.1
+    offsets = {"robot_0": 0.0, "robot_1": 0.5 * period, "robot_2": -0.5 * period}
+    cores, outs = {}, {}
+    for robot_id in offsets:
+        config = DecisionConfig(robot_id=robot_id, step_source=CLOCK, period_s=period, deadline_s=0.08,
+                                expected_team=3)
+        cores[robot_id], outs[robot_id] = DecisionCore(config, FakePolicy(manifest()), Recorder(),
+                                                       ScalarSource(1, robot_id), warn=lambda text: None), None
+        outs[robot_id] = cores[robot_id].outputs
+        cores[robot_id].activate(0.0)
+    sent = dict.fromkeys(cores, 0)
+    in_flight: list[tuple[float, str, Broadcast]] = []
+    for ms in range(3000):
+        t = ms / 1000
+        for robot_id, core in cores.items():
+            core.on_observation(obs(0), t)  # its sensors: always a fresh observation
+            core.on_clock(math.floor((t + offsets[robot_id]) / period), t)
+            core.poll(t)
+            fresh = outs[robot_id].broadcasts[sent[robot_id]:]
+            sent[robot_id] += len(fresh)
+            in_flight += [(t + 0.002, other, b) for b in fresh for other in cores if other != robot_id]
+        for item in [x for x in in_flight if x[0] <= t]:
+            in_flight.remove(item)
+            cores[item[1]].on_broadcast(item[2], t)
+    # From step 5 (formed) to the last step the slowest clock reached.
+    last = min(core.last_decided for core in cores.values())
+    records = {r: [row for row in core.stats.records if 5 <= row[0] <= last] for r, core in cores.items()}
+    steps = {r: {row[0] for row in rows} for r, rows in records.items()}
+    assert steps["robot_0"] == steps["robot_1"] == steps["robot_2"] and len(steps["robot_0"]) >= 20
+    assert mask_consistency(records)["mask_consistency"] == 1.0
+    assert all(row[2] == 3 for rows in records.values() for row in rows), "everyone ranks all three"
+    assert all(core.stats.deadline_misses == 0 for core in cores.values())

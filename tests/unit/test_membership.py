@@ -110,6 +110,9 @@ def test_wrong_policy_rejected_counted_and_warned_once(table, warnings):
         dict(scalar=-0.1),
         dict(token=np.ones(3, dtype=np.float32)),
         dict(token=np.array([np.nan], dtype=np.float32)),
+        dict(next_scalars=(float("nan"),)),
+        dict(next_scalars=(0.5, 1.0)),
+        dict(next_scalars=(0.5,) * (mb.MAX_NEXT_SCALARS + 1)),
     ],
 )
 def test_malformed_rejected(table, bad):
@@ -137,7 +140,9 @@ def test_duplicate_id_by_sender(table, warnings):
 
 def test_duplicate_id_by_conflicting_scalars_without_sender(table):
     assert table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0).used
-    assert table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0).reason == mb.REPLAYED  # a repeat: not twice
+    copy = table.offer(bc("robot_1", 0, scalar=0.25), floor_step=0)  # a verbatim copy: taken once
+    assert not copy.used and copy.reason == "" and table.copies == 1
+    assert table.offer(bc("robot_1", 0, scalar=0.25, stamp_ns=5), floor_step=0).reason == mb.REPLAYED
     assert table.offer(bc("robot_1", 0, scalar=0.75), floor_step=0).reason == mb.DUPLICATE_ID
 
 
@@ -244,3 +249,17 @@ def test_far_ahead_kept_when_the_next_step_is_unknown_within_a_bound(table):
     assert len({s for s in range(0, 400) if table.pending(s)}) == table.max_pending_steps
     assert table.reject_counts[mb.FUTURE_STEP] == 2 * table.max_pending_steps + 1
     assert set(table.pending(200)) == {"robot_1"}  # the oldest (the one about to be used) are kept
+
+
+def test_a_peer_is_not_silent_in_steps_its_announcement_covered():
+    table = PeerTable("robot_0", HASH, token_size=1, lease=3)
+    assert table.offer(bc("robot_1", 0, next_scalars=(0.1, 0.2, 0.3, 0.4)), floor_step=0).used
+    table.end_round(0)
+    for step in range(1, 5):  # lost broadcasts, but steps 1..4 were announced
+        assert table.announcement("robot_1", step) is not None
+        table.end_round(step)
+        assert table.members == ["robot_1"]
+    for step in range(5, 8):  # then three silent steps
+        assert table.announcement("robot_1", step) is None
+        table.end_round(step)
+    assert table.members == [] and table.announcement("robot_1", 8) is None

@@ -1,0 +1,121 @@
+"""The swarm across hosts: the simulator and 4 robots each in its own network namespace, Fast DDS over
+UDP through a bridge, loss and partitions made with nftables (robot_runtime_sim.netns).
+
+HEAVY (ROS + VMAS + root): about 2 min on 2 cores. Real packets between namespaces; the robots
+run the shipped coverage policy, signed, in real time at 20 Hz.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DomainLease, require
+
+require("rclpy")
+require("robot_runtime_msgs")
+require("vmas")
+
+from robot_runtime_sim import netns  # noqa: E402
+from robot_runtime_sim.swarm import run_swarm  # noqa: E402
+
+POLICY = Path(__file__).resolve().parents[2] / "policies" / "coverage" / "policy.onnx"
+ROBOTS = [f"robot_{i}" for i in range(4)]
+RATE_HZ = 20.0
+
+
+@pytest.fixture
+def network():
+    reason = netns.problem()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"network harness: {reason}")
+        pytest.skip(f"network harness: {reason}")
+    with netns.NetworkHarness(["sim", *ROBOTS]) as net:
+        yield net
+    assert not [p for p in netns.NETNS_DIR.glob(f"{netns.PREFIX}{os.getpid()}-*")], "namespaces left behind"
+
+
+def swarm(net: netns.NetworkHarness, tmp_path: Path, episodes: int) -> dict:
+    domain = DomainLease()
+    try:
+        summary = run_swarm(len(ROBOTS), str(POLICY), "coverage", episodes, 0, "realtime", RATE_HZ,
+                            log_dir=str(tmp_path / "logs"), timeout_s=240, env=domain.env(), network=net,
+                            sim_params={"startup_timeout_s": 120.0})
+    finally:
+        domain.close()
+    assert summary["completed"], f"run did not complete: {summary['exit_codes']}; logs in {tmp_path / 'logs'}"
+    assert all(code == 0 for code in summary["exit_codes"].values()), summary["exit_codes"]
+    return summary
+
+
+def test_harness_cuts_and_heals_links_and_tears_down():
+    reason = netns.problem()
+    if reason:
+        pytest.skip(reason)
+    with netns.NetworkHarness(["sim", "robot_0", "robot_1"]) as net:
+        made = list(net.created)
+        assert all((netns.NETNS_DIR / name).exists() for name in made)
+        net.set_loss(0.25)
+        net.partition([["robot_0"], ["robot_1"]])
+        assert len(net._rules()) == 3  # two directions of the cut, and the loss
+        net.heal()
+        assert len(net._rules()) == 1, "the loss stays, the cut goes"
+    assert not any((netns.NETNS_DIR / name).exists() for name in made), "every namespace deleted"
+
+
+def test_four_hosts_lossless_and_at_20_percent_loss(network, tmp_path):
+    clean = swarm(network, tmp_path / "clean", episodes=3)
+    print(f"0%: consistency {clean['mask_consistency']}, misses {clean['deadline_misses']}/{clean['decisions']}, "
+          f"latency {clean['decision_latency_ms']}")
+    assert clean["mask_consistency"] >= 0.98 and clean["steps_compared"] > 50
+    assert clean["live_peer_expiries"] == 0
+    assert clean["deadline_misses"] <= 0.01 * clean["decisions"]
+
+    network.set_loss(0.2)
+    lossy = swarm(network, tmp_path / "lossy", episodes=3)
+    print(f"20%: consistency {lossy['mask_consistency']}, misses {lossy['deadline_misses']}/{lossy['decisions']}, "
+          f"stale tokens {lossy['stale_token_rounds']}, expiries {lossy['live_peer_expiries']}")
+    # Before the loss-tolerant protocol this link gave about 0.25 and 70% misses (docs/results/network.md).
+    assert lossy["mask_consistency"] >= 0.9
+    assert lossy["deadline_misses"] <= 0.1 * lossy["decisions"]
+    assert lossy["live_peer_expiries"] <= 2
+    assert all(r.get("decisions", 0) > 50 for r in lossy["per_robot"].values()), "every robot keeps acting"
+
+
+def test_a_partitioned_robot_keeps_acting_and_rejoins_within_two_steps(network, tmp_path):
+    cut, heal = {}, {}
+
+    def partition() -> None:  # once the team runs: cut robot_3 off from its peers for 3 s
+        time.sleep(18.0)
+        cut["at"] = time.monotonic()
+        network.partition([["robot_3"], ROBOTS[:3]])
+        time.sleep(3.0)
+        network.heal()
+        heal["at"] = time.monotonic()
+
+    thread = threading.Thread(target=partition, daemon=True)
+    thread.start()
+    summary = swarm(network, tmp_path, episodes=16)  # lasts well past the heal
+    thread.join()
+    assert "at" in heal, "the run ended before the partition was healed"
+    records = summary["decision_records"]
+    during = {r: [row for row in rows if cut["at"] + 1.0 <= row[3] < heal["at"]] for r, rows in records.items()}
+    assert all(during.values()), f"a side stopped acting: {({r: len(v) for r, v in during.items()})}"
+    assert all(row[2] == 1 for row in during["robot_3"]), "the cut-off robot decides alone"
+    assert all(row[2] == 3 for r in ROBOTS[:3] for row in during[r]), "the others decide as three"
+    after: dict[int, list[int]] = {}
+    for rows in records.values():
+        for step, _digest, size, at in rows:
+            if at >= heal["at"]:
+                after.setdefault(step, []).append(size)
+    steps = sorted(after)
+    assert len(steps) > 20, f"the run ended {len(steps)} steps after the heal: too soon to tell"
+    whole = next((k for k, step in enumerate(steps) if len(after[step]) == 4 and set(after[step]) == {4}), None)
+    print(f"partition: {({r: len(v) for r, v in during.items()})} decisions during it; whole again {whole} steps "
+          "after the heal")
+    assert whole is not None and whole <= 2, f"not every robot in every mask after the heal: {after}"
