@@ -8,9 +8,13 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network setup-netns clean
 
-setup: $(DEPS_STAMP) $(ROS_STAMP)
+setup: $(DEPS_STAMP) $(ROS_STAMP) setup-netns
+
+# System tools of the network-namespace harness (iproute2, nftables): installed as root where missing.
+setup-netns:
+	bash scripts/setup_netns.sh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +108,12 @@ bench-swarm: setup
 # Hostile input and the safety layer: what signing costs per step, e-stop latency at N = 8, 20 Hz, and a
 # 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed, and
 # the N = 8 swarm unsigned (against bench-swarm's signed figures).
+# The swarm over a lossy multi-host network (network namespaces, needs root; ~40 min): loss 0-30%, bursts,
+# partitions, lockstep and clock offsets, before and after the loss-tolerant protocol.
+bench-network: setup
+	$(PY) benchmarks/network.py --json docs/results/network.json --markdown docs/results/network.md \
+		--png docs/results/network.png --logs runs/network
+
 bench-hostile: setup
 	$(PY) benchmarks/signing_cost.py --json docs/results/signing_cost.json
 	$(PY) benchmarks/estop_latency.py --json docs/results/estop_latency.json
