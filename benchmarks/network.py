@@ -16,7 +16,8 @@ robot as a host of robot_runtime_sim.netns.NetworkHarness, Fast DDS over UDP onl
 message, no scalars announced ahead, leases in steps only): the same harness, for comparison.
 
 Per run: success, deadline-miss rate (rounds decided with a member whose rank was unknown, or
-abandoned, per decision), mask consistency (robot_runtime_sim.swarm.mask_consistency), lease
+abandoned, per decision), mask consistency (robot_runtime_sim.swarm.mask_consistency; in real time
+from the end of formation, the lockstep steps in which the team is brought up), lease
 expiries of peers that were alive, decision latency and the machine's CPU busy share over the run
 (9 processes on 2 cores miss for CPU reasons too: the lossless row of each N is the CPU's share).
 Prints a table and writes JSON (`runs`), markdown and a PNG. Needs root (network namespaces).
@@ -173,7 +174,9 @@ def one(run: Run, log_root: str) -> dict:
         "cpu_busy": round(machine["cpu_busy_pct"] / 100, 3) if machine["cpu_busy_pct"] is not None else None,
         "cpu_steal": machine["cpu_steal_pct"], "steps_per_s": summary["steps_per_s"],
         "observation_resends": sum((summary["sim"].get("observation_resends") or {}).values()),
-        "startup_s": summary["sim"].get("startup_s"), "completed": summary["completed"],
+        "interrupted": summary["interrupted"], "startup_s": summary["sim"].get("startup_s"),
+        "formation_steps": summary["sim"].get("formation_steps"),
+        "completed": summary["completed"],
         "wall_s": round(time.monotonic() - t0, 1), "log_dir": summary["log_dir"],
     }
     for start, heal, groups in faults.windows:
@@ -264,6 +267,8 @@ def main() -> None:
     rows = []
     for run in plan(args.quick):
         rows.append(one(run, args.logs))
+        if rows[-1].pop("interrupted"):
+            sys.exit("benchmarks/network.py: interrupted (SIGINT/SIGTERM); nothing written")
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "log_dir"}), flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     print(markdown(rows, machine))

@@ -179,7 +179,9 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
         "decision_latency_ms": latency_summary(latencies), "sim_step_latency_ms": sim.get("step_latency_ms"),
         "steps_per_s": sim.get("steps_per_s"), "deadline_misses": misses,
         "decisions": sum(len(r) for r in records.values()),
-        **mask_consistency(records),
+        # Real time: from the end of formation (the team being brought up, not yet all known to each other).
+        **mask_consistency(records, from_step=(sim.get("formation_steps") or 0) if sim.get("mode") == "realtime"
+                           else 0),
         "stale_token_rounds": sum(r.get("stale_token_rounds", 0) for r in per_robot.values()),
         "lease_expiries": len(expiries),
         # Expired by a peer although it ran to the end: a lease lost to the network, not to a robot's death.
@@ -199,17 +201,17 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
     }
 
 
-def mask_consistency(records: dict[str, list]) -> dict:
+def mask_consistency(records: dict[str, list], from_step: int = 0) -> dict:
     """From every robot's decision records (step, team digest, ...: DecisionCore.stats.records): the
     share of steps decided by two or more robots at which all of them ranked the same member set with
-    the same scalars (hence the same order). 1.0 on a perfect network."""
+    the same scalars (hence the same order), from step `from_step` on. 1.0 on a perfect network."""
     by_step: dict[int, set[str]] = {}
     deciders: dict[int, int] = {}
     for rows in records.values():
         for step, digest, *_ in rows:
             by_step.setdefault(step, set()).add(digest)
             deciders[step] = deciders.get(step, 0) + 1
-    compared = [step for step, count in deciders.items() if count >= 2]
+    compared = [step for step, count in deciders.items() if count >= 2 and step >= from_step]
     same = sum(len(by_step[step]) == 1 for step in compared)
     return {"mask_consistency": round(same / len(compared), 4) if compared else None,
             "steps_compared": len(compared)}

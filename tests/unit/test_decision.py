@@ -504,6 +504,7 @@ def test_decision_records_tell_equal_teams_apart_from_unequal_ones():
     records = {"r0": [[0, a, 3, 0.0], [1, a, 3, 0.1]], "r1": [[0, b, 3, 0.0], [1, b, 3, 0.1]],
                "r2": [[0, b, 3, 0.0], [1, c, 3, 0.1]]}
     assert mask_consistency(records) == {"mask_consistency": 0.5, "steps_compared": 2}
+    assert mask_consistency(records, from_step=1) == {"mask_consistency": 0.0, "steps_compared": 1}
 
 
 def test_free_running_robots_with_offset_clocks_agree_on_steps_and_ranks():
