@@ -46,6 +46,9 @@ RATE_HZ = 20.0
 FAULT_START_S = 20.0  # after launch: start-up (8-12 s on 2 cores) and formation are over
 BEFORE_ROBOT = {"broadcast_copies": 1, "announce_steps": 0, "action_copies": 1, "lease_s": 0.0}
 BEFORE_SIM = {"observation_copies": 1}
+# Bring-up is under the run's loss too (DDS discovery of 9 participants' endpoints: ~25 s at 20%, over
+# 120 s for N=8 at 30%): the lifecycle manager and the simulator wait this long for the team.
+STARTUP_TIMEOUT_S = 400.0
 
 
 @dataclass
@@ -132,8 +135,7 @@ def decisions_in(records: dict[str, list], start: float, end: float) -> dict[str
 def one(run: Run, log_root: str) -> dict:
     ids = [f"robot_{i}" for i in range(run.robots)]
     robot_params = {**(BEFORE_ROBOT if run.protocol == "before" else {}), **run.params}
-    # Bring-up is under the run's loss too (discovery takes ~25 s at 20% here): give it time.
-    sim_params = {"startup_timeout_s": 120.0, **(BEFORE_SIM if run.protocol == "before" else {})}
+    sim_params = dict(BEFORE_SIM if run.protocol == "before" else {})
     if run.fault == "clock_offsets":  # free-running robots, clocks offset by up to half a period
         period = 1.0 / RATE_HZ
         robot_params["step_source"] = "clock"
@@ -154,7 +156,7 @@ def one(run: Run, log_root: str) -> dict:
         t0 = time.monotonic()
         summary = run_swarm(run.robots, POLICY, "coverage", run.episodes, 0, run.mode, RATE_HZ,
                             log_dir=os.path.join(log_root, name), timeout_s=900, node_params=robot_params,
-                            network=net, sim_params=sim_params, fleet=fleet)
+                            network=net, sim_params=sim_params, fleet=fleet, startup_timeout_s=STARTUP_TIMEOUT_S)
         faults.stop.set()
         faults.join()
         machine = cpu_share(before, cpu_times())
@@ -253,6 +255,10 @@ def plot(rows: list[dict], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def key(row: dict) -> tuple:
+    return row["robots"], row["loss"], row["fault"], row["protocol"], row["mode"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None)
@@ -260,16 +266,27 @@ def main() -> None:
     parser.add_argument("--png", default=None)
     parser.add_argument("--quick", action="store_true", help="three short runs: a check of the bench itself")
     parser.add_argument("--logs", default="runs/network", help="each run's process logs and JSON")
+    parser.add_argument("--only", default=None, metavar="N:LOSS",
+                        help="run only the plan's rows with N robots at this loss and replace them in --json (the "
+                             "other rows are kept; markdown and PNG are redrawn from all)")
     args = parser.parse_args()
     reason = netns.problem()
     if reason:
         sys.exit(f"benchmarks/network.py: {reason}")
-    rows = []
-    for run in plan(args.quick):
+    rows, todo = [], plan(args.quick)
+    if args.only:
+        n, loss = args.only.split(":")
+        todo = [r for r in todo if r.robots == int(n) and r.loss == float(loss)]
+        with open(args.json) as f:
+            kept = json.load(f)["runs"]
+    for run in todo:
         rows.append(one(run, args.logs))
         if rows[-1].pop("interrupted"):
             sys.exit("benchmarks/network.py: interrupted (SIGINT/SIGTERM); nothing written")
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "log_dir"}), flush=True)
+    if args.only:  # the new rows in the places of the old ones
+        new = {key(r): r for r in rows}
+        rows = [new.pop(key(r), r) for r in kept] + list(new.values())
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     print(markdown(rows, machine))
     if args.markdown:

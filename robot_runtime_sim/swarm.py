@@ -106,7 +106,8 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
               mode: str = "lockstep", rate: float = 10.0, json_path: str | None = None, log_dir: str | None = None,
               timeout_s: float | None = None, node_params: dict[str, ParamValue] | None = None,
               env: dict[str, str] | None = None, realtime_priority: int = 0, fleet: Fleet | None = None,
-              network: NetworkHarness | None = None, sim_params: dict[str, ParamValue] | None = None) -> dict:
+              network: NetworkHarness | None = None, sim_params: dict[str, ParamValue] | None = None,
+              startup_timeout_s: float | None = None) -> dict:
     """Run one swarm and return its merged summary. seed None: robots unseeded (OS entropy).
     `network`: each robot runs in the harness's host of its id, the simulator and the lifecycle
     manager in host "sim" (robot_runtime_sim.netns), talking UDP across it."""
@@ -128,6 +129,8 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
     for spec in specs:
         if spec.role == "robot":
             spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")
+        elif startup_timeout_s is not None:  # bring-up over a slow (lossy) network: the manager and sim wait longer
+            spec.parameters["timeout_s" if spec.role == "manager" else "startup_timeout_s"] = float(startup_timeout_s)
     place = None
     if network is not None:
         env = network.env(env)
