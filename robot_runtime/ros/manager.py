@@ -95,7 +95,10 @@ class LifecycleManager(Node):
             return 1
         states = self._wait({n: get[n].call_async(GetState.Request()) for n in self.nodes}, deadline)
         label = {n: s.current_state.label if s is not None else "unknown" for n, s in states.items()}
-        if self.transition([n for n in self.nodes if label[n] == "unconfigured"], Transition.TRANSITION_CONFIGURE,
+        # A state not heard (a lost reply) counts as unconfigured: configure it (a node already configured
+        # refuses, and its state is then checked).
+        if self.transition([n for n in self.nodes if label[n] not in ("inactive", "active")],
+                           Transition.TRANSITION_CONFIGURE,
                            "configure", "inactive"):
             return 1
         if self.transition([n for n in self.nodes if label[n] != "active"], Transition.TRANSITION_ACTIVATE,
