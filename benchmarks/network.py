@@ -6,7 +6,8 @@
 Each run is `robot-runtime swarm` (coverage, the shipped policy, signed) with the simulator and each
 robot as a host of robot_runtime_sim.netns.NetworkHarness, Fast DDS over UDP only. Faults:
 
-* loss: every frame any host sends is dropped with probability p (the simulator's links too);
+* loss: every IPv4 frame any host sends is dropped with probability p (the simulator's links too);
+* loss_arp: the same, ARP frames included (a lost ARP exchange holds a neighbour's datagrams ~1 s);
 * bursts: outages of the robots' network of 100-500 ms, one every ~2 s;
 * partitions: one robot cut off for 5 s; the team split in halves for 30 s; then healed;
 * clock: free-running robots (step source clock) whose clocks are offset by up to half a period;
@@ -55,7 +56,7 @@ STARTUP_TIMEOUT_S = 400.0
 class Run:
     robots: int
     loss: float = 0.0
-    fault: str = "loss"  # loss | bursts | partition_5s | partition_30s | clock_offsets
+    fault: str = "loss"  # loss | loss_arp (ARP frames lost too) | bursts | partition_5s | partition_30s | clock_offsets
     protocol: str = "after"
     mode: str = "realtime"
     episodes: int = 10
@@ -72,6 +73,7 @@ def plan(quick: bool) -> list[Run]:
         for loss in (0.0, 0.1, 0.2):
             runs.append(Run(n, loss, protocol="before"))
         runs.append(Run(n, 0.0, fault="bursts", episodes=20))
+    runs.append(Run(8, 0.2, fault="loss_arp"))
     runs += [Run(4, 0.0, fault="partition_5s", episodes=16), Run(4, 0.0, fault="partition_30s", episodes=30)]
     runs += [Run(4, 0.0, mode="lockstep"), Run(4, 0.1, mode="lockstep"),
              Run(4, 0.1, mode="lockstep", protocol="before")]
@@ -140,7 +142,7 @@ def one(run: Run, log_root: str) -> dict:
         period = 1.0 / RATE_HZ
         robot_params["step_source"] = "clock"
     with netns.NetworkHarness(["sim", *ids]) as net:
-        net.set_loss(run.loss)
+        net.set_loss(run.loss, link_layer=run.fault == "loss_arp")
         faults = Faults(net, run, ids)
         name = f"{run.mode}_{run.fault}_{run.protocol}_n{run.robots}_loss{round(run.loss * 100)}"
         before = cpu_times()

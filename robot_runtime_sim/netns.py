@@ -11,8 +11,10 @@ Topology: one switch namespace holds a bridge `br0`; each host namespace has `et
 created outside the namespaces this harness makes. Faults live in one nftables table of the
 switch (bridge family, forward hook), so one `nft` call changes the whole network at once:
 
-* loss: each frame a host sends is dropped with probability p (per receiving port: Fast DDS sends
-  user data as one unicast datagram per peer, so every link loses independently);
+* loss: each IPv4 frame a host sends is dropped with probability p (per receiving port: Fast DDS
+  sends user data as one unicast datagram per peer, so every link loses independently). ARP is
+  spared unless asked (`link_layer=True`): a lost ARP exchange holds every datagram to that
+  neighbour for about a second, a link-layer effect of its own (docs/design/network.md);
 * outage (a burst): every frame between robots is dropped until it is lifted;
 * partition: frames between robots in different groups are dropped, until `heal`.
 
@@ -99,7 +101,7 @@ class NetworkHarness:
         self.namespaces = {h: f"{PREFIX}{self.owner}-{i}" for i, h in enumerate(self.hosts)}
         self.ports = {h: f"vh{i}" for i, h in enumerate(self.hosts)}
         self.addresses = {h: f"10.{net}.0.{i + 1}" for i, h in enumerate(self.hosts)}
-        self.loss = 0.0
+        self.loss, self.loss_link_layer = 0.0, False
         self.outage = False
         self.groups: list[list[str]] = []
         self.created: list[str] = []
@@ -169,10 +171,11 @@ class NetworkHarness:
 
     # -- faults ------------------------------------------------------------------------------------
 
-    def set_loss(self, p: float) -> None:
+    def set_loss(self, p: float, link_layer: bool = False) -> None:
+        """Drop each IPv4 frame with probability p; with `link_layer`, every frame (ARP too)."""
         if not 0.0 <= p <= 1.0:
             raise HarnessError(f"loss {p}: expected a probability in 0..1")
-        self.loss = p
+        self.loss, self.loss_link_layer = p, link_layer
         self._apply()
 
     def set_outage(self, on: bool) -> None:
@@ -203,7 +206,8 @@ class NetworkHarness:
                              f"oifname {{ {', '.join(others)} }} counter drop")
         threshold = round(self.loss * LOSS_RESOLUTION)
         if threshold > 0:
-            rules.append(f"numgen random mod {LOSS_RESOLUTION} < {threshold} counter drop")
+            match = "" if self.loss_link_layer else "ether type ip "
+            rules.append(f"{match}numgen random mod {LOSS_RESOLUTION} < {threshold} counter drop")
         return rules
 
     def _apply(self) -> None:

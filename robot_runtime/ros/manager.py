@@ -24,6 +24,7 @@ from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
 
 RETRY_S = 3.0  # a transition request not answered by then is checked (get_state) and sent again
+STABLE_STATES = ("unconfigured", "inactive", "active", "finalized")  # the rest are transitions under way
 
 
 class LifecycleManager(Node):
@@ -44,32 +45,35 @@ class LifecycleManager(Node):
         """Ask every node in `names` for one transition at once; the nodes that did not reach `target`.
 
         On a lossy network a request or its response can be lost for good (a service reply is sent
-        only to a client matched at that moment), so a node that has not answered within RETRY_S is
-        asked its state, and asked for the transition again only when that state is known and not yet
-        `target` (a repeated request to a node already there would be refused, with an ERROR line)."""
+        only to a client matched at that moment), so no answer is trusted alone: every node's state is
+        asked (get_state) after each round, and a node counts as done only when that state is `target`.
+        A node whose state is known and not yet `target` is asked again, unless it refused the request
+        (its log says why); a node whose state is unknown, or between two states, is asked its state
+        again, not the transition (a repeated request to a node already there would be refused)."""
         deadline = time.monotonic() + self.settings["timeout_s"]
         request = ChangeState.Request(transition=Transition(id=transition_id))
         ask, unsure, failed = list(names), [], []
         while (ask or unsure) and not self.stop_requested and time.monotonic() < deadline:
             answers = self._wait({n: self.change[n].call_async(request) for n in ask},
                                  min(deadline, time.monotonic() + RETRY_S))
-            unsure += [n for n, answer in answers.items() if answer is None or not answer.success]
+            unsure += ask
             states = self._wait({n: self.get[n].call_async(GetState.Request()) for n in unsure},
                                 min(deadline, time.monotonic() + RETRY_S))
             ask, still = [], []
             for n in unsure:
                 state = states[n].current_state.label if states[n] is not None else None
+                refused = answers.get(n) is not None and not answers[n].success
                 if state == target:
                     continue
-                if state is None:
-                    still.append(n)  # its state is unknown too: ask that again, not the transition
-                elif n in answers and answers[n] is not None:
-                    failed.append(n)  # refused, and not there: the node's log says why
+                if state is None or state not in STABLE_STATES:
+                    still.append(n)
+                elif refused:
+                    failed.append(n)
                 else:
-                    ask.append(n)  # the request was lost: ask again
+                    ask.append(n)  # the request or its effect was lost: ask again
             unsure = still
             if (ask or unsure) and not self.stop_requested:
-                self.log.warning(f"{label}: no answer yet from {sorted(ask + unsure)}, asking again")
+                self.log.warning(f"{label}: {sorted(ask + unsure)} not yet {target}, asking again")
         if self.stop_requested:
             return []  # interrupted: not a failure of the nodes
         failed += ask + unsure

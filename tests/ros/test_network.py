@@ -93,9 +93,10 @@ def test_a_partitioned_robot_keeps_acting_and_rejoins_within_two_steps(network, 
 
     def partition() -> None:  # once the team runs: cut robot_3 off from its peers for 4 s
         time.sleep(18.0)
-        cut["at"] = time.monotonic()
         network.partition([["robot_3"], ROBOTS[:3]])
+        cut["at"] = time.monotonic()  # the nft call can take a second under load: times are taken outside it
         time.sleep(4.0)
+        heal["begun"] = time.monotonic()
         network.heal()
         heal["at"] = time.monotonic()
 
@@ -106,9 +107,10 @@ def test_a_partitioned_robot_keeps_acting_and_rejoins_within_two_steps(network, 
     assert "at" in heal, "the run ended before the partition was healed"
     records = summary["decision_records"]
     # From 2 s in: the lease (4 announced + 3 silent steps, and 0.5 s) has dropped the other side everywhere.
-    during = {r: [row for row in rows if cut["at"] + 2.0 <= row[3] < heal["at"]] for r, rows in records.items()}
+    during = {r: [row for row in rows if cut["at"] + 2.0 <= row[3] < heal["begun"]] for r, rows in records.items()}
     assert all(during.values()), f"a side stopped acting: {({r: len(v) for r, v in during.items()})}"
-    assert all(row[2] == 1 for row in during["robot_3"]), "the cut-off robot decides alone"
+    alone = Counter(row[2] for row in during["robot_3"])
+    assert set(alone) == {1}, f"the cut-off robot decides alone: team sizes {dict(alone)}, {during['robot_3'][:8]}"
     sizes = Counter(row[2] for r in ROBOTS[:3] for row in during[r])
     assert 4 not in sizes, f"the others still count the cut-off robot: team sizes {dict(sizes)}"
     # A step one of the three misses under CPU load is decided as two; the cut is what is judged here.
