@@ -1,7 +1,7 @@
 """`robot-runtime`: one console script, one subcommand per job.
 
 The robot package brings the commands a robot needs (`node`, `manage`, `keys`, `estop`,
-`heartbeat`, `clean-shm`). The
+`heartbeat`, `replay`, `clean-shm`). The
 simulator and training distributions add theirs (`sim`, `swarm`; `train`, `eval`, `export`)
 through the entry-point group `robot_runtime.commands`, so an install offers exactly the
 commands that work there. Imports are lazy: `--help` must be instant and need no ROS.
@@ -95,6 +95,21 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
     return heartbeat(args.rate, args.operator)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from robot_runtime.recorder import LogError
+    from robot_runtime.replay import replay, report
+
+    try:
+        result = replay(args.log, args.policy)
+    except LogError as exc:
+        print(f"robot-runtime replay: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict(), indent=1) if args.json else report(result, args.timeline))
+    return 0 if result.bit_exact else 1
+
+
 def add_ros_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                         help="ROS arguments, e.g. --ros-args -p deadline_s:=0.05 (must come last)")
@@ -141,6 +156,14 @@ def add_robot_commands(sub: argparse._SubParsersAction) -> None:
     beat.add_argument("--rate", type=float, default=10.0, help="heartbeats per second")
     beat.add_argument("--operator", default="operator")
     beat.set_defaults(func=cmd_heartbeat)
+
+    rerun = sub.add_parser("replay", help="run the policy again on a flight recorder log and check every action "
+                                          "bit for bit; print a timeline (exit 1 on any mismatch)")
+    rerun.add_argument("log", help="a .rrlog file or a directory of them (record_dir)")
+    rerun.add_argument("--policy", default=None, help="the policy.onnx, where it moved since the recording")
+    rerun.add_argument("--json", action="store_true", help="the whole result as JSON")
+    rerun.add_argument("--timeline", type=int, default=50, help="timeline events to print")
+    rerun.set_defaults(func=cmd_replay)
 
     shm = sub.add_parser("clean-shm", help="remove Fast DDS shared-memory files that killed processes left in /dev/shm")
     shm.add_argument("--dry-run", action="store_true", help="list them, remove nothing")

@@ -74,6 +74,7 @@ from robot_runtime.params import CLOCK, DEADLINE_FRACTION, OBSERVATION, STEP_SOU
 from robot_runtime.policy import PolicyInputError
 from robot_runtime.protocol import natural_key
 from robot_runtime.rank import ScalarSource, visible_peers
+from robot_runtime.recorder import FlightRecorder, f32
 from robot_runtime.safety import OK, WATCHDOG, EStopLatch, EStopMessage, SafetyMonitor
 
 # Step sources: OBSERVATION, one decision per observation (a lockstep or fixed-rate simulator, a
@@ -183,11 +184,14 @@ class DecisionCore:
     def __init__(self, config: DecisionConfig, policy: Policy, outputs: Outputs, draws: ScalarSource,
                  warn: Callable[[str], None], info: Callable[[str], None] | None = None,
                  clock: Callable[[], float] | None = None, roster: Roster | None = None,
-                 safety: SafetyMonitor | None = None, watchdog_hold: bool = False) -> None:
+                 safety: SafetyMonitor | None = None, watchdog_hold: bool = False,
+                 recorder: FlightRecorder | None = None) -> None:
         """`clock`: a live monotonic clock (the adapter's) to time inference and publishing; without
         one (unit tests) the `now` of the input stands for every reading. `roster`: broadcasts must
         be signed by a robot of it. `safety`: the e-stop, watchdog and heartbeat (robot_runtime.safety);
-        `watchdog_hold`: a tripped watchdog sends nothing (the driver holds) instead of zeros."""
+        `watchdog_hold`: a tripped watchdog sends nothing (the driver holds) instead of zeros.
+        `recorder`: every decision, miss, membership and safety change is recorded there
+        (robot_runtime.recorder)."""
         m = policy.manifest
         self.config = config
         self.policy = policy
@@ -206,6 +210,8 @@ class DecisionCore:
         self.roster = roster
         self.safety = safety or SafetyMonitor(EStopLatch(roster))
         self.watchdog_hold = watchdog_hold
+        self.recorder = recorder
+        self._rejects_recorded: dict[str, int] = {}  # the counts in the last decision record
         self.safety_state = OK
         self._next_stop: float | None = None  # when the next zero command of a stopped robot is due
         self.safety_rejects: Counter[str] = Counter()
@@ -282,6 +288,8 @@ class DecisionCore:
                 self._warn(f"safety: {self.safety_state} -> {state}")
             else:
                 self._info(f"safety: {self.safety_state} -> {state}")
+            if self.recorder is not None:
+                self.recorder.record({"k": "safety", "t": now, "from": self.safety_state, "to": state}, now)
             self.safety_state = state
             self._next_stop = now if sends else None
         if sends and self._next_stop is not None and now >= self._next_stop:
@@ -453,6 +461,9 @@ class DecisionCore:
         if rnd.deadline_missed or abandoned:
             self.stats.deadline_misses += 1
             self.stats.missed_rounds.append(MissedRound(rnd.step, tuple(sorted(rnd.missing)), now, abandoned))
+            if self.recorder is not None:
+                self.recorder.record({"k": "miss", "t": now, "step": rnd.step, "missing": sorted(rnd.missing),
+                                      "abandoned": abandoned}, now)
             self.stats.late_ms[rnd.step] = {}
             while len(self.stats.late_ms) > 4:  # only the last few can still hear late broadcasts
                 del self.stats.late_ms[next(iter(self.stats.late_ms))]
@@ -519,6 +530,31 @@ class DecisionCore:
         self.decisions_since_activation += 1
         stats.inference_ms.add(inference_ms)
         stats.latency_ms.add((done - received) * 1e3)
+        if self.recorder is not None:
+            self._record(rnd, arrays, visible, keys, self_f, tasks, out, action, now, (done - received) * 1e3,
+                         inference_ms)
+
+    def _record(self, rnd: BroadcastRound, arrays: RoundArrays, visible: np.ndarray, keys: np.ndarray | None,
+                self_f: np.ndarray, tasks: np.ndarray, out: np.ndarray, action: ActionOut, now: float,
+                latency_ms: float, inference_ms: float) -> None:
+        """One decision as the flight recorder keeps it: enough to run the policy again bit for bit."""
+        counts = self.reject_counts()
+        rejects = {k: v - self._rejects_recorded.get(k, 0) for k, v in counts.items()
+                   if v != self._rejects_recorded.get(k, 0)}
+        self._rejects_recorded = counts
+        record = {"k": "decision", "t": now, "step": rnd.step, "scalar": rnd.own_scalar,
+                  "ids": list(arrays.peer_ids), "scalars": np.asarray(arrays.peer_scalars, np.float64).tobytes(),
+                  "present": np.asarray(arrays.peer_present, bool).tobytes(),
+                  "visible": np.asarray(visible, bool).tobytes(),
+                  "self": f32(self_f), "peers": f32(arrays.peer_tokens), "tasks": f32(tasks),
+                  "n_tasks": int(tasks.shape[0]), "out": f32(out), "action": list(action.values), "stop": action.stop,
+                  "rank": action.rank, "team": action.team_size, "latency_ms": round(latency_ms, 3),
+                  "inference_ms": round(inference_ms, 3), "stale": len(rnd.stale), "safety": self.safety_state}
+        if keys is not None:
+            record["keys"] = np.asarray(keys, np.float64).tobytes()
+        if rejects:
+            record["rejects"] = rejects
+        self.recorder.record(record, now)
 
     def _clock_hint(self, now: float) -> float:
         return self._clock() if self._clock is not None else now
@@ -533,6 +569,8 @@ class DecisionCore:
         team = sorted({*self.table.members, self.config.robot_id})
         for event in fresh:
             self.events.append((now, event))
+            if self.recorder is not None:
+                self.recorder.record({"k": "member", "t": now, **event.as_dict(), "team": team}, now)
             self._info(f"{event.kind} {event.robot_id} at step {event.step}, team {team}")
 
     # -- reports -----------------------------------------------------------------------------------

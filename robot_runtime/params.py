@@ -146,6 +146,10 @@ ROBOT_NODE = (  # robot_runtime.ros.node
               "0: no heartbeat needed", range=(0.0, 3600.0)),
     ParamSpec("autostart", True, "configure and activate at start; false: wait for lifecycle transitions"),
     ParamSpec("stats_json", "", "write decision statistics to this file at exit"),
+    ParamSpec("record_dir", "", "the flight recorder's directory (robot-runtime replay reads it); empty: "
+              "$ROS_LOG_DIR or ~/.ros/log, under robot_runtime_flight/"),
+    ParamSpec("record_max_mb", 64.0, "the flight recorder's size cap in MiB, over 8 rotating files; 0: off",
+              range=(0.0, 1e6)),
 )
 
 

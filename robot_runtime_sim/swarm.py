@@ -129,6 +129,7 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
     for spec in specs:
         if spec.role == "robot":
             spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")
+            spec.parameters.setdefault("record_dir", str(logs / "flight"))  # robot-runtime replay LOG_DIR/flight
         elif startup_timeout_s is not None:  # bring-up over a slow (lossy) network: the manager and sim wait longer
             spec.parameters["timeout_s" if spec.role == "manager" else "startup_timeout_s"] = float(startup_timeout_s)
     place = None
@@ -200,7 +201,7 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
                                default=None),
         "per_robot": per_robot, "decision_records": records, "sim": sim, "exit_codes": sup.exit_codes,
         "interrupted": sup.stopping,
-        "log_dir": str(logs), "wall_s": round(wall, 3),
+        "log_dir": str(logs), "flight_log": str(logs / "flight"), "wall_s": round(wall, 3),
     }
 
 

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import typing
 
+from robot_runtime_train import flightplot
 from robot_runtime_train.config import TrainConfig
 
 
@@ -64,6 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    flightplot.add_command(sub)
     train = sub.add_parser("train", help="train a policy in VMAS with MAPPO")
     add_config_options(train, TrainConfig)
     train.add_argument("--out", required=True, help="run directory: checkpoint.pt, policy.onnx, policy.json")

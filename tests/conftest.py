@@ -16,6 +16,15 @@ DOMAINS = range(1, 101)
 _LOCKS = Path(tempfile.gettempdir()) / "robot_runtime_test_domains"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ros_logs(tmp_path_factory):
+    """ROS's logs and the robots' flight recorders (robot_runtime.recorder) in the test run's own
+    temporary directory, not the user's ~/.ros/log."""
+    if "ROS_LOG_DIR" not in os.environ:
+        os.environ["ROS_LOG_DIR"] = str(tmp_path_factory.mktemp("ros_log"))
+    yield
+
+
 def require(module: str):  # noqa: ANN201 (the module)
     """Import `module`; where it is missing, skip the test, except under CI=true, where a missing
     rclpy, generated messages or VMAS is a broken set-up and must fail the run."""

@@ -45,41 +45,57 @@ class LifecycleManager(Node):
         """Ask every node in `names` for one transition at once; the nodes that did not reach `target`.
 
         On a lossy network a request or its response can be lost for good (a service reply is sent
-        only to a client matched at that moment), so no answer is trusted alone: every node's state is
-        asked (get_state) after each round, and a node counts as done only when that state is `target`.
-        A node whose state is known and not yet `target` is asked again, unless it refused the request
-        (its log says why); a node whose state is unknown, or between two states, is asked its state
-        again, not the transition (a repeated request to a node already there would be refused)."""
+        only to a client matched at that moment), so a node that has not answered within RETRY_S is
+        asked its state, and asked for the transition again only when that state is known and not yet
+        `target` (a repeated request to a node already there would be refused, with an ERROR line)."""
         deadline = time.monotonic() + self.settings["timeout_s"]
         request = ChangeState.Request(transition=Transition(id=transition_id))
         ask, unsure, failed = list(names), [], []
         while (ask or unsure) and not self.stop_requested and time.monotonic() < deadline:
             answers = self._wait({n: self.change[n].call_async(request) for n in ask},
                                  min(deadline, time.monotonic() + RETRY_S))
-            unsure += ask
+            unsure += [n for n, answer in answers.items() if answer is None or not answer.success]
             states = self._wait({n: self.get[n].call_async(GetState.Request()) for n in unsure},
                                 min(deadline, time.monotonic() + RETRY_S))
             ask, still = [], []
             for n in unsure:
                 state = states[n].current_state.label if states[n] is not None else None
-                refused = answers.get(n) is not None and not answers[n].success
                 if state == target:
                     continue
                 if state is None or state not in STABLE_STATES:
-                    still.append(n)
-                elif refused:
-                    failed.append(n)
+                    still.append(n)  # its state is unknown (or changing): ask that again, not the transition
+                elif n in answers and answers[n] is not None:
+                    failed.append(n)  # refused, and not there: the node's log says why
                 else:
-                    ask.append(n)  # the request or its effect was lost: ask again
+                    ask.append(n)  # the request was lost: ask again
             unsure = still
             if (ask or unsure) and not self.stop_requested:
-                self.log.warning(f"{label}: {sorted(ask + unsure)} not yet {target}, asking again")
+                self.log.warning(f"{label}: no answer yet from {sorted(ask + unsure)}, asking again")
         if self.stop_requested:
             return []  # interrupted: not a failure of the nodes
         failed += ask + unsure
         if failed:
             self.log.error(f"{label} failed on {failed} (see their logs)")
         return failed
+
+    def states(self, names: list[str]) -> dict[str, str]:
+        """Each node's lifecycle state label, "unknown" where the reply did not come within RETRY_S."""
+        replies = self._wait({n: self.get[n].call_async(GetState.Request()) for n in names}, time.monotonic() + RETRY_S)
+        return {n: r.current_state.label if r is not None else "unknown" for n, r in replies.items()}
+
+    def bring_up(self, names: list[str]) -> tuple[str, list[str]]:
+        """Configure what is not configured, then activate what is not active; the phase and the nodes
+        that failed ("", [] when all are active)."""
+        label = self.states(names)
+        # A state not heard (a lost reply) counts as unconfigured: configure it (a node already configured
+        # refuses, and its state is then checked).
+        failed = self.transition([n for n in names if label[n] not in ("inactive", "active")],
+                                 Transition.TRANSITION_CONFIGURE, "configure", "inactive")
+        if failed:
+            return "configure", failed
+        failed = self.transition([n for n in names if label[n] != "active"], Transition.TRANSITION_ACTIVATE,
+                                 "activate", "active")
+        return ("activate" if failed else ""), failed
 
     def run(self) -> int:
         if not self.nodes:
@@ -97,16 +113,15 @@ class LifecycleManager(Node):
         if missing:
             self.log.error(f"no lifecycle services from {missing} after {self.settings['timeout_s']} s")
             return 1
-        states = self._wait({n: get[n].call_async(GetState.Request()) for n in self.nodes}, deadline)
-        label = {n: s.current_state.label if s is not None else "unknown" for n, s in states.items()}
-        # A state not heard (a lost reply) counts as unconfigured: configure it (a node already configured
-        # refuses, and its state is then checked).
-        if self.transition([n for n in self.nodes if label[n] not in ("inactive", "active")],
-                           Transition.TRANSITION_CONFIGURE,
-                           "configure", "inactive"):
-            return 1
-        if self.transition([n for n in self.nodes if label[n] != "active"], Transition.TRANSITION_ACTIVATE,
-                           "activate", "active"):
+        phase, failed = self.bring_up(self.nodes)
+        if phase == "activate" and not self.stop_requested:
+            # A node found unconfigured when asked to activate (seen once at 10% loss, cause unknown):
+            # bring those up once more from where they are.
+            again = [n for n, state in self.states(failed).items() if state == "unconfigured"]
+            if again:
+                self.log.warning(f"{again} unconfigured at activation: configuring them again")
+                failed = [n for n in failed if n not in again] + self.bring_up(again)[1]
+        if failed:
             return 1
         if not self.stop_requested:
             self.log.info(f"{len(self.nodes)} nodes active: {' '.join(self.nodes)}")

@@ -50,6 +50,7 @@ from robot_runtime.params import ROBOT_NODE as PARAMETERS
 from robot_runtime.policy import OnnxPolicy
 from robot_runtime.protocol import robot_id_problem
 from robot_runtime.rank import ScalarSource
+from robot_runtime.recorder import FlightRecorder, default_directory
 from robot_runtime.ros import qos
 from robot_runtime.ros.params import ParameterError, declare
 from robot_runtime.ros.process import ros_main
@@ -105,6 +106,7 @@ class RobotNode(LifecycleNode):
         self.own_stamps: deque[int] = deque(maxlen=64)  # our broadcasts' stamps: DDS echoes them to us
         self.own_gid = ""
         self.signer: Signer | None = None
+        self.recorder: FlightRecorder | None = None
         self.broadcast_bytes = 0
         self.startup_to_ready_s = float("nan")
         self.rss_ready_mb = float("nan")  # resident memory when configured: the baseline of what input adds
@@ -152,6 +154,8 @@ class RobotNode(LifecycleNode):
 
     def _release(self) -> None:
         self._destroy_entities()
+        if self.recorder is not None:
+            self.recorder.close()
         self.core, self.policy = None, None
         self.report.core = None
 
@@ -182,9 +186,10 @@ class RobotNode(LifecycleNode):
         roster, self.signer = self._identity(self.policy)
         safety = SafetyMonitor(EStopLatch(roster, unsigned_release=s["allow_unsigned"]), s["watchdog_s"],
                                s["heartbeat_timeout_s"])
+        self.recorder = self._recorder(config)
         self.core = DecisionCore(config, self.policy, self, draws, warn=self.log.warning, info=self.log.info,
                                  clock=time.monotonic, roster=roster, safety=safety,
-                                 watchdog_hold=s["watchdog_action"] == "hold")
+                                 watchdog_hold=s["watchdog_action"] == "hold", recorder=self.recorder)
         self.report = Report(self.robot_id, "inactive", self.core, provider=self.policy.provider,
                              step_source=s["step_source"], expected_team=s["expected_team"],
                              sequence=self.report.sequence)
@@ -200,6 +205,18 @@ class RobotNode(LifecycleNode):
                       f"step source {config.step_source}, period {self.period_s:g}s, deadline {config.deadline_s:g}s, "
                       f"lease {config.lease_steps}, seed {s['seed']}, broadcast {self.broadcast_bytes} bytes, "
                       f"waits on {self.spinner.waits_on}, roster {roster.fingerprint if roster else 'none'}")
+
+    def _recorder(self, config: DecisionConfig) -> FlightRecorder | None:
+        """The flight recorder (robot_runtime.recorder), unless record_max_mb is 0."""
+        s, m = self.settings, self.policy.manifest
+        if s["record_max_mb"] <= 0:
+            return None
+        header = {"policy": str(self.policy.path.resolve()), "model_sha256": m.model_sha256, "method": m.method,
+                  "scenario": m.scenario, "sizes": list(m.layout.sizes), "action_kind": m.action.kind,
+                  "provider": self.policy.provider, "period_s": config.period_s, "deadline_s": config.deadline_s,
+                  "seed": s["seed"], "dropout_p": float(m.extra.get("dropout_p", 0.0)), "wall_ns": time.time_ns()}
+        return FlightRecorder(s["record_dir"] or default_directory(), self.robot_id, header,
+                              max_bytes=round(s["record_max_mb"] * (1 << 20)), warn=self.log.warning)
 
     def _identity(self, policy: OnnxPolicy) -> tuple[Roster | None, Signer | None]:
         """The roster and this robot's key, checked against each other and the policy."""
@@ -473,9 +490,12 @@ class RobotNode(LifecycleNode):
         age_at_first = round(process_age_s() - (time.monotonic() - first), 3) if first else None
         return {**out, **self.core.summary(), "startup_to_first_action_s": age_at_first,
                 "provider": self.policy.provider, "broadcast_bytes": self.broadcast_bytes,
-                "observation_transit_ms": self.obs_transit_ms.summary(), "clock_offset_ms": self.clock_offset_ms()}
+                "observation_transit_ms": self.obs_transit_ms.summary(), "clock_offset_ms": self.clock_offset_ms(),
+                "flight_recorder": self.recorder.summary() if self.recorder is not None else None}
 
     def write_stats(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()  # the last second's records are still in its buffer
         if self.settings["stats_json"]:
             write_json(self.stats(), self.settings["stats_json"])
         if self.core is not None:

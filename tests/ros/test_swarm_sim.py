@@ -137,3 +137,9 @@ def test_swarm_realtime_mode_forms_the_team_then_runs_on_the_clock(tmp_path):
     print(f"\nswarm coverage N=3 real time {rate:g} Hz: {sim['steps']} steps ({sim['formation_steps']} forming), "
           f"{sim['steps_per_s']} steps/s, overruns {sim['realtime_overruns']}, misses {summary['deadline_misses']}, "
           f"latency p50 {summary['decision_latency_ms']['p50']} ms")
+    # The flight recorder: every decision of this real-time run replays bit for bit (robot-runtime replay).
+    replayed = subprocess.run([sys.executable, "-m", "robot_runtime.cli", "replay", summary["flight_log"], "--json"],
+                              capture_output=True, text=True, timeout=120)
+    assert replayed.returncode == 0, replayed.stdout[-2000:] + replayed.stderr
+    result = json.loads(replayed.stdout)
+    assert result["bit_exact"] and sum(r["decisions"] for r in result["robots"].values()) == decisions

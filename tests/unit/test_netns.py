@@ -11,7 +11,10 @@ def test_faults_become_one_rule_set_on_the_switch():
     net = NetworkHarness(["sim", "robot_0", "robot_1", "robot_2"])
     assert net._rules() == []
     net.loss = 0.125
+    assert net._rules() == ["ether type ip numgen random mod 10000 < 1250 counter drop"], "ARP spared"
+    net.loss_link_layer = True
     assert net._rules() == ["numgen random mod 10000 < 1250 counter drop"]
+    net.loss_link_layer = False
     net.loss, net.groups = 0.0, [["robot_0"], ["robot_1", "robot_2"]]
     assert net._rules() == ["iifname { vh1 } oifname { vh2, vh3 } counter drop",
                             "iifname { vh2, vh3 } oifname { vh1 } counter drop"], "the sim (vh0) is never cut"
