@@ -8,13 +8,13 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network setup-netns clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder setup-system clean
 
-setup: $(DEPS_STAMP) $(ROS_STAMP) setup-netns
+setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
-# System tools of the network-namespace harness (iproute2, nftables): installed as root where missing.
-setup-netns:
-	bash scripts/setup_netns.sh
+# System tools of the tests (iproute2, nftables for the network-namespace harness; tmux): installed as root where missing.
+setup-system:
+	bash scripts/setup_system.sh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -105,15 +105,21 @@ bench-swarm: setup
 		--episodes 30 --episodes-trained-n 100 --realtime-seconds 120 --realtime-runs 3 --realtime-priorities 0,10 \
 		--json docs/results/swarm_latency.json
 
-# Hostile input and the safety layer: what signing costs per step, e-stop latency at N = 8, 20 Hz, and a
-# 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed, and
-# the N = 8 swarm unsigned (against bench-swarm's signed figures).
 # The swarm over a lossy multi-host network (network namespaces, needs root; ~40 min): loss 0-30%, bursts,
 # partitions, lockstep and clock offsets, before and after the loss-tolerant protocol.
 bench-network: setup
 	$(PY) benchmarks/network.py --json docs/results/network.json --markdown docs/results/network.md \
 		--png docs/results/network.png --logs runs/network
 
+# The flight recorder: its cost per decision (N = 4, 8), N = 8 real time 20 Hz with it on and off (2 runs
+# of 60 s each), the last recorded run replayed bit for bit and plotted (~8 min).
+bench-recorder: setup
+	$(PY) benchmarks/recorder.py --json docs/results/recorder.json --markdown docs/results/recorder.md \
+		--png docs/results/flight_n8.png
+
+# Hostile input and the safety layer: what signing costs per step, e-stop latency at N = 8, 20 Hz, and a
+# 4-robot team under every category of robot_runtime_sim.rogue against a clean run with the same seed, and
+# the N = 8 swarm unsigned (against bench-swarm's signed figures).
 bench-hostile: setup
 	$(PY) benchmarks/signing_cost.py --json docs/results/signing_cost.json
 	$(PY) benchmarks/estop_latency.py --json docs/results/estop_latency.json

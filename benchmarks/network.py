@@ -7,9 +7,12 @@ Each run is `robot-runtime swarm` (coverage, the shipped policy, signed) with th
 robot as a host of robot_runtime_sim.netns.NetworkHarness, Fast DDS over UDP only. Faults:
 
 * loss: every IPv4 frame any host sends is dropped with probability p (the simulator's links too);
-* loss_arp: the same, ARP frames included (a lost ARP exchange holds a neighbour's datagrams ~1 s);
+* loss_arp: the same with ARP running (elsewhere hosts know each other's MACs) and its frames lost
+  too (a lost ARP exchange holds a neighbour's datagrams ~1 s);
 * bursts: outages of the robots' network of 100-500 ms, one every ~2 s;
 * partitions: one robot cut off for 5 s; the team split in halves for 30 s; then healed;
+  partition_30s_arp: the 30 s split with ARP running (neighbours silent that long are resolved
+  again after the heal);
 * clock: free-running robots (step source clock) whose clocks are offset by up to half a period;
 * delay and jitter (the kernel here has no netem): each broadcast sent 5 ms + U(0, 10 ms) late.
 
@@ -56,7 +59,7 @@ STARTUP_TIMEOUT_S = 400.0
 class Run:
     robots: int
     loss: float = 0.0
-    fault: str = "loss"  # loss | loss_arp (ARP frames lost too) | bursts | partition_5s | partition_30s | clock_offsets
+    fault: str = "loss"  # loss | loss_arp | bursts | partition_5s | partition_30s[_arp] | clock_offsets | delay_jitter
     protocol: str = "after"
     mode: str = "realtime"
     episodes: int = 10
@@ -74,7 +77,8 @@ def plan(quick: bool) -> list[Run]:
             runs.append(Run(n, loss, protocol="before"))
         runs.append(Run(n, 0.0, fault="bursts", episodes=20))
     runs.append(Run(8, 0.2, fault="loss_arp"))
-    runs += [Run(4, 0.0, fault="partition_5s", episodes=16), Run(4, 0.0, fault="partition_30s", episodes=30)]
+    runs += [Run(4, 0.0, fault="partition_5s", episodes=16), Run(4, 0.0, fault="partition_30s", episodes=30),
+             Run(4, 0.0, fault="partition_30s_arp", episodes=30)]
     runs += [Run(4, 0.0, mode="lockstep"), Run(4, 0.1, mode="lockstep"),
              Run(4, 0.1, mode="lockstep", protocol="before")]
     runs += [Run(4, 0.0, fault="clock_offsets"), Run(4, 0.1, fault="clock_offsets")]
@@ -97,7 +101,7 @@ class Faults(threading.Thread):
             return
         fault = self.run_.fault
         if fault.startswith("partition"):
-            seconds = 5.0 if fault == "partition_5s" else 30.0
+            seconds = 5.0 if fault == "partition_5s" else 30.0  # partition_30s, partition_30s_arp
             half = len(self.robots) // 2
             groups = ([self.robots[-1:], self.robots[:-1]] if seconds == 5.0
                       else [self.robots[:half], self.robots[half:]])
@@ -141,7 +145,7 @@ def one(run: Run, log_root: str) -> dict:
     if run.fault == "clock_offsets":  # free-running robots, clocks offset by up to half a period
         period = 1.0 / RATE_HZ
         robot_params["step_source"] = "clock"
-    with netns.NetworkHarness(["sim", *ids]) as net:
+    with netns.NetworkHarness(["sim", *ids], static_neighbours=not run.fault.endswith("_arp")) as net:
         net.set_loss(run.loss, link_layer=run.fault == "loss_arp")
         faults = Faults(net, run, ids)
         name = f"{run.mode}_{run.fault}_{run.protocol}_n{run.robots}_loss{round(run.loss * 100)}"
@@ -181,6 +185,7 @@ def one(run: Run, log_root: str) -> dict:
         "interrupted": summary["interrupted"], "startup_s": summary["sim"].get("startup_s"),
         "formation_steps": summary["sim"].get("formation_steps"),
         "completed": summary["completed"],
+        "decisions_per_robot_min": min((r.get("decisions") or 0 for r in summary["per_robot"].values()), default=0),
         "wall_s": round(time.monotonic() - t0, 1), "log_dir": summary["log_dir"],
     }
     for start, heal, groups in faults.windows:
@@ -271,6 +276,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, metavar="N:LOSS",
                         help="run only the plan's rows with N robots at this loss and replace them in --json (the "
                              "other rows are kept; markdown and PNG are redrawn from all)")
+    parser.add_argument("--fault", default=None, help="with or without --only: only the plan's rows of this fault")
     args = parser.parse_args()
     reason = netns.problem()
     if reason:
@@ -279,6 +285,9 @@ def main() -> None:
     if args.only:
         n, loss = args.only.split(":")
         todo = [r for r in todo if r.robots == int(n) and r.loss == float(loss)]
+    if args.fault:
+        todo = [r for r in todo if r.fault == args.fault]
+    if args.only or args.fault:
         with open(args.json) as f:
             kept = json.load(f)["runs"]
     for run in todo:
@@ -286,7 +295,7 @@ def main() -> None:
         if rows[-1].pop("interrupted"):
             sys.exit("benchmarks/network.py: interrupted (SIGINT/SIGTERM); nothing written")
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "log_dir"}), flush=True)
-    if args.only:  # the new rows in the places of the old ones
+    if args.only or args.fault:  # the new rows in the places of the old ones
         new = {key(r): r for r in rows}
         rows = [new.pop(key(r), r) for r in kept] + list(new.values())
     machine = f"{platform.machine()}, {os.cpu_count()} cores"

@@ -1,7 +1,7 @@
 """`robot-runtime`: one console script, one subcommand per job.
 
 The robot package brings the commands a robot needs (`node`, `manage`, `keys`, `estop`,
-`heartbeat`, `replay`, `clean-shm`). The
+`heartbeat`, `replay`, `doctor`, `discover`, `top`, `clean-shm`). The
 simulator and training distributions add theirs (`sim`, `swarm`; `train`, `eval`, `export`)
 through the entry-point group `robot_runtime.commands`, so an install offers exactly the
 commands that work there. Imports are lazy: `--help` must be instant and need no ROS.
@@ -110,6 +110,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.bit_exact else 1
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from robot_runtime import doctor
+
+    checks = doctor.run(args.policy, args.roster, args.robots, args.listen, not args.single_host, args.robot_id,
+                        args.providers.split(",") if args.providers else None, rate_hz=args.rate)
+    print(json.dumps([c.as_dict() for c in checks], indent=1) if args.json else doctor.render(checks))
+    return 1 if doctor.failed(checks) else 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    import json
+
+    from robot_runtime import discovery
+
+    domain = None if args.all_domains else discovery.domain_id()
+    adverts, refused = discovery.robots(args.seconds, domain)
+    if args.json:
+        print(json.dumps({"robots": [a.as_dict() for a in adverts], "refused": refused}, indent=1))
+    else:
+        print(discovery.render(adverts, refused))
+    return 0 if adverts else 1
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from robot_runtime.ros.top import main
+
+    return main(args.once, args.refresh)
+
+
 def add_ros_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                         help="ROS arguments, e.g. --ros-args -p deadline_s:=0.05 (must come last)")
@@ -164,6 +195,37 @@ def add_robot_commands(sub: argparse._SubParsersAction) -> None:
     rerun.add_argument("--json", action="store_true", help="the whole result as JSON")
     rerun.add_argument("--timeline", type=int, default=50, help="timeline events to print")
     rerun.set_defaults(func=cmd_replay)
+
+    doc = sub.add_parser("doctor", help="preflight: ROS, discovery, the policy against the roster and the peers, "
+                                        "providers, latency, clocks, multicast, QoS, shm, realtime (exit 1 on FAIL)")
+    doc.add_argument("--policy", default=None, help="this robot's policy.onnx")
+    doc.add_argument("--roster", default=None, help="the team's roster.yaml")
+    doc.add_argument("--robots", type=int, default=None, help="team size for the latency check (default: the "
+                                                               "policy's largest)")
+    doc.add_argument("--rate", type=float, default=None, help="the team's control rate in Hz (default: the "
+                                                               "policy's control period)")
+    doc.add_argument("--listen", type=float, default=3.0, help="seconds to listen for peers on /swarm/rank")
+    doc.add_argument("--robot-id", default=None, help="this robot's id (its own broadcasts are not peers)")
+    doc.add_argument("--providers", default=None, help="execution providers to ask for, e.g. "
+                                                       "TensorrtExecutionProvider,CUDAExecutionProvider")
+    doc.add_argument("--single-host", action="store_true", help="the whole team runs on this host (LOCALHOST "
+                                                                "discovery and no multicast route are fine)")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
+
+    disc = sub.add_parser("discover", help="list the robots advertised over mDNS, grouped by policy hash "
+                                           "(exit 1 if none)")
+    disc.add_argument("--seconds", type=float, default=3.0, help="how long to listen")
+    disc.add_argument("--all-domains", action="store_true", help="every ROS domain, not only ROS_DOMAIN_ID's")
+    disc.add_argument("--json", action="store_true")
+    disc.set_defaults(func=cmd_discover)
+
+    top = sub.add_parser("top", help="the fleet live in the terminal (from /diagnostics): members, rank, latency, "
+                                     "misses, rejects, safety, provider per robot; q quits")
+    top.add_argument("--refresh", type=float, default=0.5, help="seconds between redraws")
+    top.add_argument("--once", type=float, default=None, metavar="SECONDS",
+                     help="listen this long, print the table once and exit (1 if no robot reported)")
+    top.set_defaults(func=cmd_top)
 
     shm = sub.add_parser("clean-shm", help="remove Fast DDS shared-memory files that killed processes left in /dev/shm")
     shm.add_argument("--dry-run", action="store_true", help="list them, remove nothing")

@@ -144,6 +144,8 @@ ROBOT_NODE = (  # robot_runtime.ros.node
               "holds)", choices=("zero", "hold")),
     ParamSpec("heartbeat_timeout_s", 0.0, "stop when no operator heartbeat (/fleet/heartbeat) came for this long; "
               "0: no heartbeat needed", range=(0.0, 3600.0)),
+    ParamSpec("advertise", True, "announce this robot over mDNS (_robot-runtime._udp: id, policy hash, roster, "
+              "domain, state) for robot-runtime discover"),
     ParamSpec("autostart", True, "configure and activate at start; false: wait for lifecycle transitions"),
     ParamSpec("stats_json", "", "write decision statistics to this file at exit"),
     ParamSpec("record_dir", "", "the flight recorder's directory (robot-runtime replay reads it); empty: "

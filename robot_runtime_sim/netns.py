@@ -12,17 +12,21 @@ created outside the namespaces this harness makes. Faults live in one nftables t
 switch (bridge family, forward hook), so one `nft` call changes the whole network at once:
 
 * loss: each IPv4 frame a host sends is dropped with probability p (per receiving port: Fast DDS
-  sends user data as one unicast datagram per peer, so every link loses independently). ARP is
-  spared unless asked (`link_layer=True`): a lost ARP exchange holds every datagram to that
-  neighbour for about a second, a link-layer effect of its own (docs/design/network.md);
+  sends user data as one unicast datagram per peer, so every link loses independently). By
+  default hosts know each other's MACs (`static_neighbours`): there is no ARP to lose or to wait
+  for. With `static_neighbours=False` ARP runs, and `link_layer=True` loses its frames too: a lost
+  ARP exchange holds every datagram to that neighbour for about a second, a link-layer effect of
+  its own (docs/design/network.md);
 * outage (a burst): every frame between robots is dropped until it is lifted;
-* partition: frames between robots in different groups are dropped, until `heal`.
+* partition: frames between robots in different groups are dropped, until `heal`;
+* blocked multicast groups: datagrams to them never cross the switch (an access point that filters
+  DDS discovery multicast, 239.255.0.1, while mDNS, 224.0.0.251, gets through).
 
 Outages and partitions cut the robots' own network, not a robot's link to the simulator: the
 simulator stands in for each robot's body (its sensors and motors are on the robot, not across the
 Wi-Fi), so both sides of a partition keep acting. Loss applies to every link, the simulator's too.
 
-Needs root (CAP_NET_ADMIN), iproute2 and nftables (scripts/setup_netns.sh installs them).
+Needs root (CAP_NET_ADMIN), iproute2 and nftables (scripts/setup_system.sh installs them).
 Everything it made is deleted on exit, also after an error; namespaces left by a harness whose
 process died are deleted by the next one (`remove_stale`).
 """
@@ -52,7 +56,7 @@ def problem() -> str:
         return "needs root (network namespaces, veths and nftables need CAP_NET_ADMIN): run as root"
     missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
     if missing:
-        return f"{' and '.join(missing)} not found: run scripts/setup_netns.sh (installs iproute2 and nftables)"
+        return f"{' and '.join(missing)} not found: run scripts/setup_system.sh (installs iproute2 and nftables)"
     return ""
 
 
@@ -88,7 +92,8 @@ class NetworkHarness:
     """`hosts` by name (the first is usually "sim"); `robots`: the hosts whose mutual links the
     outage and partition faults cut (default: every host but the first)."""
 
-    def __init__(self, hosts: Sequence[str], robots: Iterable[str] | None = None, net: int = 231) -> None:
+    def __init__(self, hosts: Sequence[str], robots: Iterable[str] | None = None, net: int = 231,
+                 static_neighbours: bool = True) -> None:
         if len(set(hosts)) != len(hosts) or not 1 <= len(hosts) <= 250:
             raise HarnessError(f"hosts {list(hosts)}: expected 1..250 distinct names")
         self.hosts = list(hosts)
@@ -101,9 +106,11 @@ class NetworkHarness:
         self.namespaces = {h: f"{PREFIX}{self.owner}-{i}" for i, h in enumerate(self.hosts)}
         self.ports = {h: f"vh{i}" for i, h in enumerate(self.hosts)}
         self.addresses = {h: f"10.{net}.0.{i + 1}" for i, h in enumerate(self.hosts)}
+        self.static_neighbours = static_neighbours
         self.loss, self.loss_link_layer = 0.0, False
         self.outage = False
         self.groups: list[list[str]] = []
+        self.blocked_groups: list[str] = []
         self.created: list[str] = []
 
     # -- set-up and tear-down ----------------------------------------------------------------------
@@ -127,6 +134,8 @@ class NetworkHarness:
             _run([*sw, "link", "set", "br0", "up"], "bridge up")
             for host in self.hosts:
                 self._add_host(host)
+            if self.static_neighbours:
+                self._pin_neighbours()
             self._apply()
         except BaseException:
             self.down()
@@ -147,6 +156,21 @@ class NetworkHarness:
         _run(["ip", "-n", ns, "link", "set", "eth0", "up", "multicast", "on"], f"{host}: eth0 up")
         # DDS discovery is multicast (239.255.0.1): without a route the socket has no interface.
         _run(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"], f"{host}: multicast route")
+
+    def _pin_neighbours(self) -> None:
+        """Every host knows every other's MAC for good (`nud permanent`): no ARP, so a fault is only
+        what the rules drop. With ARP, a neighbour silent for longer than the kernel's reachable
+        time (15-45 s) must be resolved again after a heal, and the datagrams wait for it (up to
+        the 1 s retransmit), a link-layer effect measured separately (docs/design/network.md)."""
+        macs = {}
+        for host in self.hosts:
+            text = _run(["ip", "-n", self.namespaces[host], "-br", "link", "show", "eth0"], f"{host}: mac")
+            macs[host] = text.split()[2]
+        for host in self.hosts:
+            for other in self.hosts:
+                if other != host:
+                    _run(["ip", "-n", self.namespaces[host], "neigh", "replace", self.addresses[other], "lladdr",
+                          macs[other], "dev", "eth0", "nud", "permanent"], f"{host}: neighbour {other}")
 
     def down(self) -> None:
         """Kill what runs inside and delete every namespace this harness made (idempotent)."""
@@ -190,12 +214,22 @@ class NetworkHarness:
         self.groups = [list(g) for g in groups]
         self._apply()
 
+    def block_multicast(self, groups: Sequence[str]) -> None:
+        """Drop every datagram to these IPv4 multicast groups between hosts ([]: none)."""
+        for group in groups:
+            if not re.fullmatch(r"2(2[4-9]|3\d)(\.\d{1,3}){3}", group):
+                raise HarnessError(f"block_multicast: {group!r} is not an IPv4 multicast group (224-239.x.x.x)")
+        self.blocked_groups = list(groups)
+        self._apply()
+
     def heal(self) -> None:
         self.groups, self.outage = [], False
         self._apply()
 
     def _rules(self) -> list[str]:
         rules = []
+        if self.blocked_groups:
+            rules.append(f"ip daddr {{ {', '.join(self.blocked_groups)} }} counter drop")
         robot_ports = ", ".join(self.ports[r] for r in self.robots)
         if self.outage and len(self.robots) > 1:
             rules.append(f"iifname {{ {robot_ports} }} oifname {{ {robot_ports} }} counter drop")

@@ -42,6 +42,7 @@ from std_msgs.msg import Header
 from robot_runtime import decision
 from robot_runtime.auth import Roster, Signer, load_roster, public_text
 from robot_runtime.decision import ActionOut, DecisionConfig, DecisionCore, ObservationIn
+from robot_runtime.discovery import Advertiser, advertise_robot
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.manifest import ManifestError
 from robot_runtime.membership import Broadcast
@@ -107,6 +108,7 @@ class RobotNode(LifecycleNode):
         self.own_gid = ""
         self.signer: Signer | None = None
         self.recorder: FlightRecorder | None = None
+        self.advert: Advertiser | None = None  # the mDNS record (robot_runtime.discovery)
         self.broadcast_bytes = 0
         self.startup_to_ready_s = float("nan")
         self.rss_ready_mb = float("nan")  # resident memory when configured: the baseline of what input adds
@@ -156,11 +158,16 @@ class RobotNode(LifecycleNode):
         self._destroy_entities()
         if self.recorder is not None:
             self.recorder.close()
+        if self.advert is not None:
+            self.advert.close()
+            self.advert = None
         self.core, self.policy = None, None
         self.report.core = None
 
     def _set_state(self, label: str) -> None:
         self.report.lifecycle_state = label
+        if self.advert is not None:
+            self.advert.update(state=label)
         self.next_status = time.monotonic()  # tell the team at once (the status topic is latched)
 
     def _configure(self) -> None:
@@ -198,6 +205,9 @@ class RobotNode(LifecycleNode):
                                token=[0.0] * m.layout.sizes[1], signature=bytes(64 if self.signer else 0),
                                next_scalars=[0.0] * s["announce_steps"])
         self.broadcast_bytes = len(serialize_message(sample))
+        if s["advertise"]:
+            self.advert = advertise_robot(self.robot_id, self.core.policy_hash,
+                                          roster.fingerprint if roster else "", warn=self.log.warning)
         freeze_startup_heap()
         self.startup_to_ready_s = process_age_s()
         self.rss_ready_mb = resident_mb()[0]

@@ -21,6 +21,7 @@ import rclpy
 from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
 from rclpy.signals import SignalHandlerOptions
 
+from robot_runtime.discovery import PEERS_VARIABLE, static_peers_from_mdns
 from robot_runtime.ros.params import ParameterError
 from robot_runtime.ros.spinner import SpinnerError
 
@@ -58,8 +59,11 @@ def wake_on_signals(node: Any, callback_group: Any = None) -> None:
 def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any], int | None], program: str) -> int:
     """Init rclpy with `argv` (its --ros-args), make the node, `start` it (a non-zero return ends
     the process with that code), then run its loop until a signal. A ParameterError is a usage
-    error: exit 2 with its message, no traceback."""
+    error: exit 2 with its message, no traceback. With ROBOT_RUNTIME_MDNS_PEERS set, the DDS
+    peers are first found over mDNS (robot_runtime.discovery.static_peers_from_mdns)."""
     use_fastdds_profile()
+    if os.environ.get(PEERS_VARIABLE):
+        static_peers_from_mdns(os.environ, program, log=lambda text: print(f"{program}: {text}", flush=True))
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

@@ -93,6 +93,8 @@ class Report:
         if self.core is not None:  # the settings the decision core runs with now, and its safety layer
             values["deadline_s"] = f"{self.core.config.deadline_s:g}"
             values["lease_steps"] = str(self.core.config.lease_steps)
+            last = self.core.last_action
+            values["rank"] = str(last.rank) if last is not None else "-"  # 1 = highest; 0: a zero command
             stats = self.core.stats
             values["stale_token_rounds"] = str(stats.stale_token_rounds)  # decided on an announced scalar
             values["broadcast_copies_received"] = str(self.core.table.copies)

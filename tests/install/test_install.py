@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
-ROBOT_COMMANDS = ["clean-shm", "estop", "heartbeat", "keys", "manage", "node", "replay"]
+ROBOT_COMMANDS = ["clean-shm", "discover", "doctor", "estop", "heartbeat", "keys", "manage", "node", "replay", "top"]
 EXECUTABLES = {"robot_node", "lifecycle_manager", "sim"}
 
 

@@ -1,13 +1,16 @@
 """The swarm across hosts: the simulator and 4 robots each in its own network namespace, Fast DDS over
 UDP through a bridge, loss and partitions made with nftables (robot_runtime_sim.netns).
 
-HEAVY (ROS + VMAS + root): about 2 min on 2 cores. Real packets between namespaces; the robots
+HEAVY (ROS + VMAS + root): about 3 min on 2 cores. Real packets between namespaces; the robots
 run the shipped coverage policy, signed, in real time at 20 Hz.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -127,3 +130,47 @@ def test_a_partitioned_robot_keeps_acting_and_rejoins_within_two_steps(network, 
           f"whole again {whole} steps "
           "after the heal")
     assert whole is not None and whole <= 2, f"not every robot in every mask after the heal: {after}"
+
+
+def test_discover_lists_eight_robots_and_the_team_forms_with_dds_multicast_blocked(tmp_path):
+    """An access point that drops DDS's discovery multicast (239.255.0.1) but passes mDNS: every
+    process takes its DDS peers from mDNS (ROBOT_RUNTIME_MDNS_PEERS), the team of 8 forms and
+    runs, and `robot-runtime discover` in the simulator's host lists the 8 robots."""
+    reason = netns.problem()
+    if reason:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"network harness: {reason}")
+    robots = [f"robot_{i}" for i in range(8)]
+    listing: dict = {}
+    with netns.NetworkHarness(["sim", *robots]) as net:
+        net.block_multicast(["239.255.0.1"])
+        domain = DomainLease()
+        env = {**domain.env(), "ROBOT_RUNTIME_MDNS_PEERS": str(len(robots) + 1), "ROBOT_RUNTIME_MDNS_WAIT_S": "40"}
+
+        def discover() -> None:  # while the team runs: until all 8 are listed, or 90 s
+            deadline = time.monotonic() + 90.0
+            while time.monotonic() < deadline and len(listing.get("robots", [])) < len(robots):
+                done = subprocess.run(net.command("sim", [sys.executable, "-m", "robot_runtime.cli", "discover",
+                                                          "--json", "--seconds", "3"]),
+                                      env=net.env(env), capture_output=True, text=True, timeout=60)
+                if done.stdout.strip():
+                    listing.update(json.loads(done.stdout))
+
+        thread = threading.Thread(target=discover, daemon=True)
+        thread.start()
+        try:
+            summary = run_swarm(len(robots), str(POLICY), "coverage", 2, 0, "lockstep", RATE_HZ,
+                                log_dir=str(tmp_path / "logs"), timeout_s=300, env=env, network=net,
+                                sim_params={"startup_timeout_s": 150.0})
+        finally:
+            domain.close()
+        thread.join(timeout=100)
+        dropped = net.dropped()
+    assert summary["completed"], f"run did not complete: {summary['exit_codes']}; logs in {tmp_path / 'logs'}"
+    assert dropped > 0, "no DDS discovery multicast was dropped: the block did not apply"
+    sizes = {r: max(row[2] for row in rows) for r, rows in summary["decision_records"].items()}
+    assert sizes == {r: 8 for r in robots}, f"the team did not form: largest team per robot {sizes}"
+    listed = {a["robot_id"]: a for a in listing.get("robots", [])}
+    print(f"discover: {sorted(listed)}; DDS multicast frames dropped {dropped}")
+    assert sorted(listed) == robots, f"discover listed {sorted(listed)}"
+    assert len({a["policy_hash"] for a in listed.values()}) == 1
+    assert {a["address"] for a in listed.values()} == {net.addresses[r] for r in robots}

@@ -20,6 +20,8 @@ def test_faults_become_one_rule_set_on_the_switch():
                             "iifname { vh2, vh3 } oifname { vh1 } counter drop"], "the sim (vh0) is never cut"
     net.groups, net.outage = [], True
     assert net._rules() == ["iifname { vh1, vh2, vh3 } oifname { vh1, vh2, vh3 } counter drop"]
+    net.outage, net.blocked_groups = False, ["239.255.0.1"]
+    assert net._rules() == ["ip daddr { 239.255.0.1 } counter drop"], "DDS discovery blocked, mDNS not"
 
 
 def test_bad_faults_and_hosts_are_refused_with_the_reason():
@@ -28,5 +30,7 @@ def test_bad_faults_and_hosts_are_refused_with_the_reason():
         net.set_loss(1.5)
     with pytest.raises(HarnessError, match="not one of the robots"):
         net.partition([["sim"]])
+    with pytest.raises(HarnessError, match="multicast group"):
+        net.block_multicast(["10.0.0.1"])
     with pytest.raises(HarnessError, match="distinct"):
         NetworkHarness(["sim", "sim"])
