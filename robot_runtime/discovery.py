@@ -37,6 +37,8 @@ WAIT_VARIABLE = "ROBOT_RUNTIME_MDNS_WAIT_S"
 DEFAULT_WAIT_S = 15.0
 MAX_ENTRIES = 512
 MAX_TEXT = 64
+MAX_PEERS = 64  # ROS_STATIC_PEERS entries taken from mDNS
+MAX_WAIT_S = 300.0
 FORMAT = "1"
 
 
@@ -55,19 +57,31 @@ def host_address() -> str:
             return "127.0.0.1"
 
 
+def usable_address(text: str) -> bool:
+    """An IPv4 address a peer can be reached at: not multicast, broadcast or unspecified."""
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return not (address.is_multicast or address.is_unspecified or address == ipaddress.IPv4Address("255.255.255.255")
+                or address.is_reserved)
+
+
 def multicast_ok() -> bool:
     """Whether this host has a route for the mDNS group (else zeroconf has nowhere to send)."""
     return host_address() != "127.0.0.1"
 
 
 def domain_id(env: Mapping[str, str] = os.environ) -> int:
-    text = env.get("ROS_DOMAIN_ID", "0")
-    return int(text) if text.isdigit() else 0
+    return _number(env.get("ROS_DOMAIN_ID", "0")) or 0
 
 
 def instance_name(label: str) -> str:
-    """A unique instance label: `label` on this host and process (mDNS names must not collide)."""
-    return f"{label} {socket.gethostname()} {os.getpid()}"[:63]
+    """A unique instance label: `label` on this host and process (mDNS names must not collide, and a
+    label is at most 63 bytes: the host name is what gets cut)."""
+    tail = f" {os.getpid()}"
+    head = f"{label} {socket.gethostname()}".encode()[: 63 - len(tail)].decode("utf-8", "ignore")
+    return head + tail
 
 
 @dataclass(frozen=True)
@@ -89,11 +103,21 @@ class RobotAdvert:
         return asdict(self)
 
 
+def printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` with every non-printable character (NUL, newline, terminal escapes) as
+    '?': what others send is shown on an operator's terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 def _text(props: Mapping[bytes | str, bytes | str | None], key: str) -> str:
     value = props.get(key.encode(), props.get(key))
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return (value or "")[:MAX_TEXT]
+    return printable(value if isinstance(value, str) else "", MAX_TEXT)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def parse_robot(name: str, props: Mapping) -> RobotAdvert | str:
@@ -105,16 +129,14 @@ def parse_robot(name: str, props: Mapping) -> RobotAdvert | str:
     policy_hash = _text(props, "policy_hash")
     if len(policy_hash) != 16 or any(c not in "0123456789abcdef" for c in policy_hash):
         return f"policy_hash {policy_hash!r}: expected 16 hex characters"
-    domain = _text(props, "domain")
+    domain = _number(_text(props, "domain"))
     address = _text(props, "address")
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return f"address {address!r}: not an IP address"
-    if not domain.isdigit():
-        return f"domain {domain!r}: not a number"
-    return RobotAdvert(robot_id, policy_hash, _text(props, "roster"), int(domain), _text(props, "state"),
-                       _text(props, "version"), address, name[:128])
+    if not usable_address(address):
+        return f"address {address!r}: not a host's IPv4 address"
+    if domain is None:
+        return f"domain {_text(props, 'domain')!r}: not a number"
+    return RobotAdvert(robot_id, policy_hash, _text(props, "roster"), domain, _text(props, "state"),
+                       _text(props, "version"), address, printable(name, 128))
 
 
 class Advertiser:
@@ -125,7 +147,7 @@ class Advertiser:
     def __init__(self, service: str, label: str, port: int, properties: dict[str, str], address: str,
                  warn: Callable[[str], None] | None = None) -> None:
         self.service, self.port, self.address = service, port, address
-        self.name = f"{instance_name(label)}.{service}"
+        self.name = f"{printable(instance_name(label), 63)}.{service}"
         self.properties = dict(properties)
         self.error = ""
         self._warn = warn or (lambda text: None)
@@ -152,7 +174,12 @@ class Advertiser:
         try:
             from zeroconf import Zeroconf
 
+            from robot_runtime.sched import keep_time_sharing, leave_realtime, task_ids
+
+            leave_realtime()  # this thread and zeroconf's: never SCHED_FIFO beside the decision loop
+            before = task_ids()
             zc = Zeroconf()
+            keep_time_sharing(task_ids() - before)
             info = self._info()
             zc.register_service(info)
             self.registered.set()
@@ -193,7 +220,8 @@ class Advertiser:
         with self._wake:
             self._closing = True
             self._wake.notify()
-        self._thread.join(timeout=timeout_s)
+        # Still probing: nothing announced to withdraw yet, so an exit is not held for it.
+        self._thread.join(timeout=timeout_s if self.registered.is_set() else min(timeout_s, 0.5))
 
 
 def version() -> str:
@@ -215,58 +243,81 @@ def advertise_robot(robot_id: str, policy_hash: str, roster: str, state: str = "
 
 
 def browse(service: str, seconds: float, enough: Callable[[dict[str, tuple[list[str], dict]]], bool] | None = None,
-           ) -> dict[str, tuple[list[str], dict]]:
+           warn: Callable[[str], None] | None = None) -> dict[str, tuple[list[str], dict]]:
     """Records of `service` seen within `seconds` (or until `enough(found)`): name -> (IPv4
-    addresses, TXT properties). Bounded by MAX_ENTRIES."""
-    from zeroconf import ServiceBrowser, ServiceStateChange, Zeroconf
-
-    found: dict[str, tuple[list[str], dict]] = {}
-    pending: list[str] = []
+    addresses, TXT properties). Bounded by MAX_ENTRIES and by the deadline: each lookup gets at
+    most what is left of it. Never raises: a hostile record (a name zeroconf refuses) is skipped,
+    a socket that cannot open ends the browse with what was found, said through `warn`."""
+    found: dict[str, tuple[list[str], dict]] = {}  # touched by this thread only
+    events: list[tuple[bool, str]] = []  # (removed, name) from the browser's thread
     lock = threading.Lock()
+    end = time.monotonic() + max(0.0, seconds)
 
-    def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+    def on_change(zeroconf: object, service_type: str, name: str, state_change: object) -> None:
         with lock:
-            if state_change is ServiceStateChange.Removed:
-                found.pop(name, None)
-            elif len(pending) < MAX_ENTRIES:
-                pending.append(name)
+            if len(events) < MAX_ENTRIES:
+                events.append((state_change.name == "Removed", name))
 
     tries: dict[str, int] = {}
-    zc = Zeroconf()
+    zc = browser = None
     try:
+        from zeroconf import ServiceBrowser, Zeroconf
+
+        from robot_runtime.sched import keep_time_sharing, task_ids
+
+        before = task_ids()
+        zc = Zeroconf()
         browser = ServiceBrowser(zc, service, handlers=[on_change])
-        end = time.monotonic() + seconds
+        keep_time_sharing(task_ids() - before)  # zeroconf's threads (its loop outlives this browse)
         while time.monotonic() < end:
             with lock:
-                names, pending[:] = list(dict.fromkeys(pending)), []
-            for name in names:
-                info = zc.get_service_info(service, name, timeout=500)
+                batch, events[:] = list(events), []
+            for removed, name in batch:
+                left_ms = int((end - time.monotonic()) * 1000)
+                if removed:
+                    found.pop(name, None)
+                    continue
+                if left_ms <= 0:
+                    break
+                try:
+                    info = zc.get_service_info(service, name, timeout=min(500, left_ms))
+                except Exception:  # noqa: BLE001 (a name zeroconf refuses: skipped)
+                    continue
                 if info is None:  # not resolved yet (a busy responder): asked again, a few times
-                    tries[name] = tries.get(name, 0) + 1
-                    if tries[name] < 5 and len(tries) < MAX_ENTRIES:
-                        with lock:
-                            pending.append(name)
+                    if name in tries or len(tries) < MAX_ENTRIES:
+                        tries[name] = tries.get(name, 0) + 1
+                        if tries[name] < 5:
+                            with lock:
+                                events.append((False, name))
                 elif name in found or len(found) < MAX_ENTRIES:
                     found[name] = (info.parsed_addresses()[:4], dict(info.properties or {}))
             if enough is not None and enough(found):
                 break
             time.sleep(0.1)
-        browser.cancel()
+    except Exception as exc:  # noqa: BLE001 (no multicast, port refused: mDNS is never fatal)
+        if warn is not None:
+            warn(f"mDNS browse {service}: {type(exc).__name__}: {exc}")
     finally:
-        zc.close()
+        for closing in (browser.cancel if browser is not None else None, zc.close if zc is not None else None):
+            if closing is not None:
+                try:
+                    closing()
+                except Exception:  # noqa: BLE001
+                    pass
     return found
 
 
 def robots(seconds: float, domain: int | None = None) -> tuple[list[RobotAdvert], list[str]]:
     """The robots advertised on this link (of `domain`, or all), and the records refused, with why."""
     adverts, refused = [], []
-    for name, (_, props) in browse(ROBOT_SERVICE, seconds).items():
+    problems: list[str] = []
+    for name, (_, props) in browse(ROBOT_SERVICE, seconds, warn=problems.append).items():
         parsed = parse_robot(name, props)
         if isinstance(parsed, str):
             refused.append(f"{name}: {parsed}")
         elif domain is None or parsed.domain == domain:
             adverts.append(parsed)
-    return adverts, refused
+    return adverts, refused + problems
 
 
 # -- DDS peers from mDNS ---------------------------------------------------------------------------
@@ -282,11 +333,8 @@ def peer_addresses(found: Mapping[str, tuple[list[str], dict]], domain: int) -> 
         if _text(props, "domain") != str(domain):
             continue
         for a in [_text(props, "address")] if _text(props, "address") else addrs:
-            try:
-                if isinstance(ipaddress.ip_address(a), ipaddress.IPv4Address):
-                    addresses.add(a)
-            except ValueError:
-                continue
+            if usable_address(a) and len(addresses) < MAX_PEERS:
+                addresses.add(a)
     return sorted(addresses, key=ipaddress.ip_address)
 
 
@@ -299,19 +347,20 @@ def static_peers_from_mdns(env: dict[str, str] | os._Environ = os.environ, label
     wanted = env.get(PEERS_VARIABLE, "")
     if not wanted:
         return ""
-    hosts = int(wanted) if wanted.isdigit() else 0
-    wait_text = env.get(WAIT_VARIABLE, "")
+    hosts = _number(wanted) or 0  # 0 (or not a number): wait the whole time, take what was seen
     try:
-        wait_s = float(wait_text) if wait_text else DEFAULT_WAIT_S
+        wait_s = float(env.get(WAIT_VARIABLE, "") or DEFAULT_WAIT_S)
     except ValueError:
         wait_s = DEFAULT_WAIT_S
+    wait_s = min(max(wait_s, 0.0), MAX_WAIT_S) if wait_s == wait_s else DEFAULT_WAIT_S
     domain, address = domain_id(env), host_address()
     if _process_advertiser is None:
         _process_advertiser = Advertiser(PEER_SERVICE, label, dds_port(domain),
                                          {"format": FORMAT, "domain": str(domain), "address": address}, address,
                                          warn=log)
     t0 = time.monotonic()
-    found = browse(PEER_SERVICE, wait_s, enough=lambda f: len(set(peer_addresses(f, domain)) | {address}) >= hosts)
+    found = browse(PEER_SERVICE, wait_s, warn=log,
+                   enough=lambda f: hosts > 0 and len(set(peer_addresses(f, domain)) | {address}) >= hosts)
     peers = sorted(set(peer_addresses(found, domain)) | {address}, key=ipaddress.ip_address)
     existing = [p for p in env.get("ROS_STATIC_PEERS", "").split(";") if p]
     value = ";".join(dict.fromkeys(existing + peers))
@@ -321,11 +370,19 @@ def static_peers_from_mdns(env: dict[str, str] | os._Environ = os.environ, label
     return value
 
 
+def close_process_advertiser() -> None:
+    """Withdraw the process's DDS record (ros_main, at exit)."""
+    global _process_advertiser
+    if _process_advertiser is not None:
+        _process_advertiser.close()
+        _process_advertiser = None
+
+
 def render(adverts: list[RobotAdvert], refused: list[str]) -> str:
     """The fleet grouped by policy hash, the largest group first; other groups flagged."""
     if not adverts:
         return "no robot advertised on this network (mDNS _robot-runtime._udp)" + "".join(
-            f"\n  refused: {r}" for r in refused)
+            f"\n  refused: {printable(r, 200)}" for r in refused)
     groups: dict[str, list[RobotAdvert]] = {}
     for a in adverts:
         groups.setdefault(a.policy_hash, []).append(a)
@@ -345,5 +402,5 @@ def render(adverts: list[RobotAdvert], refused: list[str]) -> str:
     twice = sorted({r for r in ids if ids.count(r) > 1})
     if twice:
         lines.append("robot ids advertised more than once: " + ", ".join(twice))
-    lines += [f"refused: {r}" for r in refused]
+    lines += [f"refused: {printable(r, 200)}" for r in refused]
     return "\n".join(lines)

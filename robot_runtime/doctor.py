@@ -63,7 +63,7 @@ def check_rmw(env: Mapping[str, str], rmw_loaded: str | None, import_error: str 
             checks.append(Check("rmw", OK if not note else WARN, f"{rmw_loaded}{note}",
                                 "" if not note else "export RMW_IMPLEMENTATION=rmw_fastrtps_cpp on every robot"))
     domain = env.get("ROS_DOMAIN_ID", "0")
-    if not domain.isdigit() or int(domain) > DOMAIN_ID_MAX:
+    if not (domain.isascii() and domain.isdigit()) or int(domain) > DOMAIN_ID_MAX:
         checks.append(Check("domain", FAIL, f"ROS_DOMAIN_ID={domain!r}",
                             f"export ROS_DOMAIN_ID as an integer 0..{DOMAIN_ID_MAX}, the same on every robot"))
     else:
@@ -73,6 +73,11 @@ def check_rmw(env: Mapping[str, str], rmw_loaded: str | None, import_error: str 
 
 def check_discovery_range(env: Mapping[str, str], multi_host: bool) -> Check:
     """ROS_AUTOMATIC_DISCOVERY_RANGE against where the team is (this host only, or several)."""
+    if env.get("ROS_LOCALHOST_ONLY", "0") == "1":  # Humble's switch (Iron+ read the range below)
+        if multi_host:
+            return Check("discovery range", FAIL, "ROS_LOCALHOST_ONLY=1: robots on other hosts are never found",
+                         "unset ROS_LOCALHOST_ONLY on every robot")
+        return ok("discovery range", "ROS_LOCALHOST_ONLY=1")
     value = env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET") or "SUBNET"
     peers = env.get("ROS_STATIC_PEERS", "")
     detail = f"ROS_AUTOMATIC_DISCOVERY_RANGE {value}" + (f", ROS_STATIC_PEERS {peers}" if peers else "")
@@ -181,7 +186,8 @@ class PeerSeen:
 
 
 def check_peers(peers: Mapping[str, PeerSeen], policy_hash: str | None, listen_s: float,
-                expected: list[str] | None, self_id: str | None) -> list[Check]:
+                expected: list[str] | None, self_id: str | None, strangers: set[str] | None = None) -> list[Check]:
+    """`strangers`: ids heard whose broadcasts the roster does not admit (not in `peers`)."""
     others = {r: p for r, p in peers.items() if r != self_id}
     if not others:
         return [Check("peers", FAIL, f"no robot heard on /swarm/rank in {listen_s:g} s",
@@ -199,7 +205,7 @@ def check_peers(peers: Mapping[str, PeerSeen], policy_hash: str | None, listen_s
             checks.append(ok("peer policies", f"every peer runs {policy_hash}"))
     if expected:
         missing = sorted(set(expected) - set(others) - {self_id})
-        strangers = sorted(set(others) - set(expected))
+        strangers = sorted((set(others) - set(expected)) | set(strangers or ()))
         if strangers:
             checks.append(Check("roster robots", WARN, "heard robots the roster does not name: " + ", ".join(strangers),
                                 "their broadcasts are rejected; add them with robot-runtime keys create"))
@@ -209,9 +215,13 @@ def check_peers(peers: Mapping[str, PeerSeen], policy_hash: str | None, listen_s
     return checks
 
 
-def check_clock(peers: Mapping[str, PeerSeen], period_s: float, self_id: str | None) -> Check:
-    """Peers' clocks against this host's, from their stamps (the smallest receipt-minus-stamp per
-    peer: transit at its shortest plus the offset; an upper bound of |offset| on a fast link)."""
+def check_clock(peers: Mapping[str, PeerSeen], period_s: float, self_id: str | None, sim_time: bool = False) -> Check:
+    """Peers' clocks against this host's, from their stamps: per peer the smallest receipt-minus-stamp,
+    this host's clock minus the peer's plus the shortest transit (so it overstates a peer behind and
+    understates one ahead by that transit, a millisecond or so on a LAN). A team on sim time
+    (`sim_time`: /clock has a publisher) stamps with the simulator's clock: nothing to compare."""
+    if sim_time:
+        return ok("clock offset", "the team runs on /clock (sim time): wall clocks are not compared")
     skews = {r: p.skew_ms for r, p in peers.items() if r != self_id and p.skew_ms is not None}
     if not skews:
         return Check("clock offset", WARN, "no peer stamps to compare", "run doctor while the team runs")
@@ -220,7 +230,7 @@ def check_clock(peers: Mapping[str, PeerSeen], period_s: float, self_id: str | N
     half = 0.5 * period_s * 1e3
     if abs(skews[worst]) >= half:
         return Check("clock offset", FAIL, detail + f": {worst} is off by half a period or more",
-                     "synchronise the clocks (chrony/PTP against one server) or use the simulator's /clock")
+                     "synchronise the clocks (chrony/PTP against one server)")
     if abs(skews[worst]) >= half / 2:
         return Check("clock offset", WARN, detail + ": robots agree on steps, with little margin",
                      "synchronise the clocks (chrony/PTP)")
@@ -397,15 +407,15 @@ def run(policy_path: str | None, roster_path: str | None, robots: int | None, li
             roster = load_roster(roster_path)
         except (RosterError, OSError):
             pass  # already a FAIL above
-    probe, pairs, rmw = listen(listen_s, roster)
+    probe, pairs, rmw, sim_time = listen(listen_s, roster)
     checks = check_rmw(env, rmw) + checks
     policy_hash = policy.manifest.model_sha256[:16] if policy is not None else None
     expected = sorted(roster.robots) if roster is not None else None
-    checks += check_peers(probe.peers, policy_hash, listen_s, expected, self_id)
+    checks += check_peers(probe.peers, policy_hash, listen_s, expected, self_id, probe.strangers)
     if any(probe.rejected.values()):
         checks.append(Check("strangers", WARN, "broadcasts not counted: " + ", ".join(
             f"{k} {v}" for k, v in probe.rejected.items() if v), "robots outside the roster or a hostile sender "
             "on the network: see each robot's rejects in /diagnostics"))
-    checks.append(check_clock(probe.peers, period or 0.05, self_id))
+    checks.append(check_clock(probe.peers, period or 0.05, self_id, sim_time))
     checks.append(check_qos(pairs))
     return checks

@@ -18,7 +18,46 @@ and runs on as before.
 from __future__ import annotations
 
 import os
+import threading
+from pathlib import Path
 from typing import Any
+
+# Threads that must not run real-time (mDNS: they parse whatever the link sends): fifo_threads
+# passes them over, and `leave_realtime` puts the calling thread back on the time-sharing scheduler.
+_TIME_SHARING: set[int] = set()
+
+
+def task_ids() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+TIME_SHARING_NAME = "rr-timeshare"  # their OS thread name (ps -L, /proc/<pid>/task/<tid>/comm)
+
+
+def keep_time_sharing(tids: set[int]) -> None:
+    """These threads stay SCHED_OTHER whatever realtime_priority says (bounded by the process's
+    threads), and are named TIME_SHARING_NAME so that a look at the process tells them apart."""
+    _TIME_SHARING.intersection_update(task_ids())
+    _TIME_SHARING.update(tids)
+    for tid in tids:
+        try:
+            Path(f"/proc/self/task/{tid}/comm").write_text(TIME_SHARING_NAME)
+        except OSError:
+            pass
+
+
+def leave_realtime() -> None:
+    """The calling thread to SCHED_OTHER (threads it starts inherit that), kept there."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            if os.sched_getscheduler(0) != os.SCHED_OTHER:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+    keep_time_sharing({threading.get_native_id()})
 
 
 def fifo_threads(priority: int) -> tuple[int, str]:
@@ -31,10 +70,7 @@ def fifo_threads(priority: int) -> tuple[int, str]:
         return 0, f"realtime_priority {priority}: SCHED_FIFO priorities are 1..99"
     if not hasattr(os, "sched_setscheduler"):
         return 0, "this OS has no sched_setscheduler (Linux only)"
-    try:
-        tids = sorted(int(t) for t in os.listdir("/proc/self/task"))
-    except OSError:
-        tids = [0]  # no /proc: the calling thread only
+    tids = sorted(task_ids() - _TIME_SHARING) or [0]  # no /proc: the calling thread only
     param = os.sched_param(priority)
     done = 0
     for tid in tids:

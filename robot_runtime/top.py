@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from robot_runtime.discovery import printable
 from robot_runtime.protocol import natural_key, robot_id_problem
 
 NAME_PREFIX = "robot_runtime: "
@@ -37,6 +38,7 @@ class RobotRow:
     received_at: float
     reports: int = 1
     misses_before: int = 0  # deadline misses at the previous report: the change is shown
+    members_key: int = 0  # hash of the whole member list (the shown one is clipped)
 
     def level_at(self, now: float) -> str:
         return "STALE" if now - self.received_at > STALE_S else LEVELS.get(self.level, "?")
@@ -54,16 +56,20 @@ class FleetView:
         if not name.startswith(NAME_PREFIX) or robot_id_problem(hardware_id) or name[len(NAME_PREFIX):] != hardware_id:
             self.ignored += 1
             return False
-        kept = {k: str(values[k])[:MAX_VALUE_CHARS] for k in KEYS if k in values}
+        kept = {k: printable(str(values[k]), MAX_VALUE_CHARS) for k in KEYS if k in values}
+        members_key = hash(str(values.get("members", "")))
+        message = printable(message, MAX_VALUE_CHARS)
         row = self.robots.get(hardware_id)
         if row is None:
             if len(self.robots) >= MAX_ROBOTS:
                 self.ignored += 1
                 return False
-            self.robots[hardware_id] = RobotRow(hardware_id, int(level), message[:MAX_VALUE_CHARS], kept, now)
+            self.robots[hardware_id] = RobotRow(hardware_id, int(level), message, kept, now,
+                                                members_key=members_key)
             return True
         row.misses_before = _int(row.values.get("deadline_misses"))
-        row.level, row.message, row.values, row.received_at = int(level), message[:MAX_VALUE_CHARS], kept, now
+        row.level, row.message, row.values, row.received_at = int(level), message, kept, now
+        row.members_key = members_key
         row.reports += 1
         return True
 
@@ -72,9 +78,16 @@ class FleetView:
 
     def members_agree(self, now: float) -> bool | None:
         """Whether every live, active robot reports the same member set (None: no such robot)."""
-        sets = {r.values.get("members", "") for r in self.robots.values()
+        sets = {r.members_key for r in self.robots.values()
                 if r.level_at(now) != "STALE" and r.values.get("lifecycle_state") == "active"}
         return None if len(sets) == 0 else len(sets) == 1
+
+
+def level_of(raw: object) -> int:
+    """DiagnosticStatus.level as an int: rclpy gives a byte (b'\\x01'), other tools an int."""
+    if isinstance(raw, (bytes, bytearray)):
+        return raw[0] if len(raw) == 1 else 0
+    return raw if isinstance(raw, int) else 0
 
 
 def _int(text: str | None) -> int:

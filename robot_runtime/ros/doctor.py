@@ -12,7 +12,7 @@ import rclpy
 from rclpy.qos import QoSCompatibility, qos_check_compatible
 from robot_runtime_msgs.msg import RankBroadcast
 
-from robot_runtime.auth import Roster
+from robot_runtime.auth import UNKNOWN_KEY, Roster
 from robot_runtime.doctor import PeerSeen
 from robot_runtime.membership import Broadcast
 from robot_runtime.protocol import robot_id_problem
@@ -30,6 +30,7 @@ class Probe:
         self.roster = roster
         self.peers: dict[str, PeerSeen] = {}
         self.rejected = {"malformed": 0, "signature": 0, "too_many_ids": 0}
+        self.strangers: set[str] = set()  # ids the roster does not name (bounded like the peers)
 
     def on_broadcast(self, msg: RankBroadcast) -> None:
         receipt_ns = time.time_ns()
@@ -42,8 +43,11 @@ class Probe:
                           policy_hash=msg.policy_hash, token=np.asarray(msg.token, np.float32), stamp_ns=stamp_ns,
                           leaving=bool(msg.flags & RankBroadcast.FLAG_LEAVING), signature=bytes(msg.signature),
                           next_scalars=tuple(msg.next_scalars))
-            if self.roster.verify(msg.robot_id, b.signed_bytes(), b.signature):
+            reason = self.roster.verify(msg.robot_id, b.signed_bytes(), b.signature)
+            if reason:
                 self.rejected["signature"] += 1
+                if reason == UNKNOWN_KEY and len(self.strangers) < MAX_PEERS:
+                    self.strangers.add(msg.robot_id)
                 return
         peer = self.peers.get(msg.robot_id)
         if peer is None:
@@ -71,8 +75,9 @@ def qos_pairs(node: rclpy.node.Node, topics: tuple[str, ...] = TEAM_TOPICS) -> l
     return pairs
 
 
-def listen(seconds: float, roster: Roster | None = None) -> tuple[Probe, list[tuple[str, str, str, str]], str]:
-    """Listen on /swarm/rank for `seconds`; returns the probe, the QoS pairs and the RMW loaded."""
+def listen(seconds: float, roster: Roster | None = None) -> tuple[Probe, list[tuple[str, str, str, str]], str, bool]:
+    """Listen on /swarm/rank for `seconds`; returns the probe, the QoS pairs, the RMW loaded and
+    whether /clock has a publisher (the team on sim time)."""
     rclpy.init()
     try:
         node = rclpy.create_node(NODE_NAME)
@@ -83,7 +88,8 @@ def listen(seconds: float, roster: Roster | None = None) -> tuple[Probe, list[tu
             rclpy.spin_once(node, timeout_sec=min(0.1, max(0.0, end - time.monotonic())))
         pairs = qos_pairs(node)
         rmw = rclpy.get_rmw_implementation_identifier()
+        sim_time = node.count_publishers(qos.CLOCK_TOPIC) > 0
         node.destroy_node()
-        return probe, pairs, rmw
+        return probe, pairs, rmw, sim_time
     finally:
         rclpy.try_shutdown()

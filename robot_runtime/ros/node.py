@@ -128,6 +128,7 @@ class RobotNode(LifecycleNode):
             self.report.problem = f"configure failed: {exc if known else repr(exc)}"
             self.log.error(self.report.problem)
             self._destroy_entities()
+            self._close_outputs()
             return TransitionCallbackReturn.FAILURE
         self.report.problem = ""
         self._set_state("inactive")
@@ -156,13 +157,17 @@ class RobotNode(LifecycleNode):
 
     def _release(self) -> None:
         self._destroy_entities()
+        self._close_outputs()
+        self.core, self.policy = None, None
+        self.report.core = None
+
+    def _close_outputs(self) -> None:
+        """The flight recorder flushed and closed, the mDNS record withdrawn."""
         if self.recorder is not None:
             self.recorder.close()
         if self.advert is not None:
             self.advert.close()
             self.advert = None
-        self.core, self.policy = None, None
-        self.report.core = None
 
     def _set_state(self, label: str) -> None:
         self.report.lifecycle_state = label
@@ -453,6 +458,9 @@ class RobotNode(LifecycleNode):
         that the state the node reports is the state it is in."""
         if self.report.lifecycle_state == "active":
             self.trigger_deactivate()
+        if self.advert is not None:  # the process ends: withdrawn now, not when the TTL runs out
+            self.advert.close()
+            self.advert = None
 
     def _after_wake(self) -> None:
         now = time.monotonic()

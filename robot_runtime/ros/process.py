@@ -21,7 +21,7 @@ import rclpy
 from rclpy.exceptions import InvalidNamespaceException, InvalidNodeNameException
 from rclpy.signals import SignalHandlerOptions
 
-from robot_runtime.discovery import PEERS_VARIABLE, static_peers_from_mdns
+from robot_runtime.discovery import PEERS_VARIABLE, close_process_advertiser, static_peers_from_mdns
 from robot_runtime.ros.params import ParameterError
 from robot_runtime.ros.spinner import SpinnerError
 
@@ -63,7 +63,10 @@ def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any
     peers are first found over mDNS (robot_runtime.discovery.static_peers_from_mdns)."""
     use_fastdds_profile()
     if os.environ.get(PEERS_VARIABLE):
-        static_peers_from_mdns(os.environ, program, log=lambda text: print(f"{program}: {text}", flush=True))
+        try:
+            static_peers_from_mdns(os.environ, program, log=lambda text: print(f"{program}: {text}", flush=True))
+        except Exception as exc:  # noqa: BLE001 (mDNS is never fatal: DDS starts without static peers)
+            print(f"{program}: mDNS peers unavailable ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
@@ -81,6 +84,7 @@ def ros_main(argv: list[str], make_node: Callable[[], Any], start: Callable[[Any
         print(f"{program}: {exc}", file=sys.stderr)
         return 2
     finally:
+        close_process_advertiser()
         if node is not None:
             node.destroy_node()
         if rclpy.ok():

@@ -11,7 +11,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 
 from robot_runtime.ros import qos
-from robot_runtime.top import FleetView, render
+from robot_runtime.top import FleetView, level_of, render
 
 NODE_NAME = "robot_runtime_top"
 
@@ -27,8 +27,7 @@ class Listener:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         now = time.monotonic()
         for status in msg.status[:64]:  # bounded per message: a flood costs at most this much each
-            level = status.level if isinstance(status.level, int) else int.from_bytes(status.level, "little")
-            self.view.update(status.name, status.hardware_id, level, status.message,
+            self.view.update(status.name, status.hardware_id, level_of(status.level), status.message,
                              {kv.key: kv.value for kv in status.values[:64]}, now)
 
     def spin_for(self, seconds: float) -> None:
@@ -65,7 +64,10 @@ def draw(screen: curses.window, listener: Listener, refresh_s: float) -> None:
             if colors and y >= 3:
                 level = line[11:16].strip()
                 attr = curses.color_pair({"OK": 1, "WARN": 2, "ERROR": 3, "STALE": 3}.get(level, 0))
-            screen.addnstr(y, 0, line, width - 1, attr)
+            try:
+                screen.addnstr(y, 0, line, width - 1, attr)
+            except curses.error:  # the last cell of a small window; the line is printable already
+                pass
         screen.refresh()
         key = screen.getch()
         if key in (ord("q"), ord("Q"), 27):

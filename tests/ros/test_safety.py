@@ -30,6 +30,9 @@ def publish_estop(fleet: Fleet, raised: bool, signer=None, reason: str = "test",
     d = fleet.driver
     if not hasattr(d, "estop_pub"):
         d.estop_pub = d.node.create_publisher(EStop, qos.ESTOP_TOPIC, qos.ESTOP_QOS)
+        # Timed from the moment every robot's reader is matched: discovery is not the stop's latency.
+        assert d.spin_until(lambda: d.estop_pub.get_subscription_count() >= len(fleet.ids), 15.0), \
+            "the robots' e-stop readers never matched"
     msg = estop_message(raised, operator, reason, signer, d.node.get_clock().now().to_msg())
     sent = time.monotonic()
     d.estop_pub.publish(msg)

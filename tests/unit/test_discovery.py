@@ -51,6 +51,9 @@ def test_nothing_happens_without_the_variable():
 
 @pytest.mark.skipif(not discovery.multicast_ok(), reason="no multicast-capable interface on this host")
 def test_a_record_is_found_updated_and_withdrawn_over_real_mdns():
+    import threading
+    import time
+
     domain = 200 + os.getpid() % 30  # a domain no other run on this host uses at the same time
     env = {"ROS_DOMAIN_ID": str(domain)}
     advert = discovery.advertise_robot("robot_5", "0123456789abcdef", "", env=env)
@@ -59,11 +62,17 @@ def test_a_record_is_found_updated_and_withdrawn_over_real_mdns():
         assert advert.registered.wait(10), advert.error
         found, refused = discovery.robots(4.0, domain)
         assert [(a.robot_id, a.state, a.domain) for a in found] == [("robot_5", "active", domain)], refused
+        # A browser that saw the record and stays up across the close must see it go (the goodbye).
+        during: dict = {}
+        watcher = threading.Thread(target=lambda: during.update(
+            discovery.browse(discovery.ROBOT_SERVICE, 7.0)))
+        watcher.start()
+        time.sleep(3.0)
     finally:
         advert.close()
+    watcher.join()
     assert advert.error == ""
-    found, _ = discovery.robots(2.0, domain)
-    assert found == [], "withdrawn on close"
+    assert not [n for n in during if n.startswith("robot_5 ")], f"not withdrawn on close: {sorted(during)}"
 
 
 @pytest.mark.skipif(not discovery.multicast_ok(), reason="no multicast-capable interface on this host")
@@ -82,3 +91,48 @@ def test_a_process_taking_its_peers_from_mdns_advertises_itself_and_sets_static_
     finally:
         discovery._process_advertiser.close()
         discovery._process_advertiser = None
+
+
+def test_hostile_text_numbers_addresses_and_long_hostnames(monkeypatch):
+    props = {k.encode(): v.encode() for k, v in GOOD.properties().items()}
+    assert "domain" in parse_robot("n", {**props, b"domain": "\u00b2".encode()})  # '²'.isdigit() but not int()
+    for address in ("224.0.0.251", "0.0.0.0", "255.255.255.255", "240.0.0.1", "::1"):
+        assert "address" in parse_robot("n", {**props, b"address": address.encode()}), address
+    escaped = parse_robot("n\x1b[2J", {**props, b"version": b"1\x1b]0;x\x07\n"})
+    assert escaped.version.isprintable() and escaped.name.isprintable()
+    monkeypatch.setattr(discovery.socket, "gethostname", lambda: "h" * 80)
+    name = discovery.instance_name("robot_node")
+    assert len(name.encode()) <= 63 and name.endswith(f" {os.getpid()}")
+
+
+def test_browse_survives_names_zeroconf_refuses_and_keeps_its_deadline(monkeypatch):
+    """A hostile PTR makes get_service_info raise; one that never resolves makes it wait: neither
+    escapes nor stretches the browse past its time."""
+    if not discovery.multicast_ok():
+        pytest.skip("no multicast-capable interface on this host")
+    import time
+
+    import zeroconf
+
+    domain = 200 + (os.getpid() + 13) % 30
+    advert = discovery.advertise_robot("robot_6", "0123456789abcdef", "", env={"ROS_DOMAIN_ID": str(domain)})
+    try:
+        assert advert.registered.wait(10), advert.error
+
+        def refuse(self, type_, name, timeout=3000, question_type=None):
+            raise zeroconf.BadTypeInNameException(name)
+
+        monkeypatch.setattr(zeroconf.Zeroconf, "get_service_info", refuse)
+        assert discovery.robots(2.0, domain) == ([], [])
+
+        def stall(self, type_, name, timeout=3000, question_type=None):
+            time.sleep(timeout / 1000)
+            return None
+
+        monkeypatch.setattr(zeroconf.Zeroconf, "get_service_info", stall)
+        t = time.monotonic()
+        assert discovery.robots(2.0, domain) == ([], [])
+        assert time.monotonic() - t < 3.5
+    finally:
+        monkeypatch.undo()
+        advert.close()

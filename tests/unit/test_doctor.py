@@ -130,3 +130,15 @@ def test_render_names_every_fix():
     text = doctor.render(checks)
     assert "FAIL  b  broken" in text and "fix: do this" in text and text.endswith("1 OK, 0 WARN, 1 FAIL")
     assert doctor.failed(checks) and not doctor.failed(checks[:1])
+
+
+def test_humble_localhost_only_sim_time_strangers_and_odd_digits():
+    assert doctor.check_discovery_range({"ROS_LOCALHOST_ONLY": "1"}, multi_host=True).level == FAIL
+    assert doctor.check_discovery_range({"ROS_LOCALHOST_ONLY": "1"}, multi_host=False).level == OK
+    assert doctor.check_rmw({"ROS_DOMAIN_ID": "\u00b2"}, "rmw_fastrtps_cpp")[1].level == FAIL  # '²'.isdigit()
+    far = {"robot_1": seen("robot_1", "a", 1e12)}  # wall clock against a simulator's clock
+    assert doctor.check_clock(far, 0.05, None).level == FAIL
+    assert doctor.check_clock(far, 0.05, None, sim_time=True).level == OK
+    checks = doctor.check_peers({"robot_1": seen("robot_1", "aaaa")}, "aaaa", 3.0, ["robot_1"], None,
+                                strangers={"intruder"})
+    assert levels(checks)["roster robots"] == WARN and "intruder" in checks[-1].detail

@@ -57,3 +57,26 @@ def test_other_nodes_and_hostile_statuses_are_ignored_and_bounded():
 
 def test_empty_fleet_says_so():
     assert "no robot has reported" in render(FleetView(), now=0.0)[-1]
+
+
+def test_control_characters_never_reach_the_terminal_and_levels_read_from_bytes():
+    from robot_runtime.top import level_of
+
+    view = FleetView()
+    hostile = "stopped by 'op': \x00\n\x1b[2J\x1b]0;owned\x07"
+    assert view.update("robot_runtime: robot_0", "robot_0", level_of(b"\x01"), hostile,
+                       status("robot_0", "robot_0\x1b[31m"), now=0.0)
+    row = view.robots["robot_0"]
+    assert row.level == 1 and row.message.isprintable() and "\x1b" not in row.values["members"]
+    assert all(line.isprintable() for line in render(view, now=0.0))
+    assert level_of(2) == 2 and level_of(b"") == 0 and level_of("x") == 0
+
+
+def test_members_compared_whole_not_as_shown():
+    view = FleetView()
+    team = " ".join(f"robot_{i}" for i in range(30))
+    view.update("robot_runtime: robot_0", "robot_0", 0, "", status("robot_0", team), now=0.0)
+    view.update("robot_runtime: robot_1", "robot_1", 0, "", status("robot_1", team.replace("robot_29", "robot_31")),
+                now=0.0)
+    assert view.robots["robot_0"].values["members"] == view.robots["robot_1"].values["members"]  # clipped alike
+    assert "MEMBERS DIFFER" in render(view, now=0.0)[0]
