@@ -45,7 +45,7 @@ def run_category(category: str, args: argparse.Namespace, env: dict, work: Path)
         fs, fp, ft = manifest.layout.sizes
         rogue = subprocess.Popen(
             [sys.executable, "-m", "robot_runtime_sim.rogue", "--category", category, "--robots", *team,
-             "--policy-hash", manifest.model_sha256[:16], "--token-size", str(fp), "--self-features", str(fs),
+             "--policy-hash", manifest.policy_hash, "--token-size", str(fp), "--self-features", str(fs),
              "--task-features", str(ft), "--seconds", str(seconds), "--json", str(rogue_json)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     logs = work / category

@@ -117,7 +117,7 @@ def run_one(mode: str, seconds: float, burst: int, rate: float, env: dict) -> di
     pub = node.create_publisher(RankBroadcast, qos.RANK_TOPIC, qos.RANK_QOS)
     while pub.get_subscription_count() < 1:
         time.sleep(0.05)
-    policy_hash = load_manifest(POLICY).model_sha256[:16]
+    policy_hash = load_manifest(POLICY).policy_hash
     step, next_burst = 0, time.monotonic()
     while proc.poll() is None:
         for i in range(1, burst + 1):

@@ -135,6 +135,13 @@ class Roster:
                 digest.update(f"{kind}:{name}:".encode() + _public_bytes(keys[name]))
         return digest.hexdigest()[:16]
 
+    def policy_mismatch(self, policy_hash: str, policy_path: object) -> str:
+        """'' if the roster is for this policy, else what differs (the node refuses to start on it,
+        `robot-runtime doctor` fails it)."""
+        if self.policy_hash == policy_hash:
+            return ""
+        return f"{self.source}: the roster's policy is {self.policy_hash}, {policy_path} is {policy_hash}"
+
     def verify(self, robot_id: str, data: bytes, signature: bytes) -> str:
         """'' if `signature` is robot_id's over `data`, else the reason (UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE)."""
         return _verify(self.robots, robot_id, data, signature)

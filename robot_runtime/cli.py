@@ -64,7 +64,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"  robots: {' '.join(roster.robots)}")
             print(f"  operators: {' '.join(roster.operators) or '-'}")
             return 0
-        policy_hash = load_manifest(args.policy).model_sha256[:16]
+        policy_hash = load_manifest(args.policy).policy_hash
         roster = create_keys(args.dir, args.robots, policy_hash, args.operators)
     except (RosterError, ManifestError) as exc:
         print(f"robot-runtime keys: {exc}", file=sys.stderr)

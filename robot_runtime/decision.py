@@ -198,7 +198,7 @@ class DecisionCore:
         self.manifest = m
         self.outputs = outputs
         self.draws = draws
-        self.policy_hash = m.model_sha256[:16]
+        self.policy_hash = m.policy_hash
         self.token_size = m.layout.sizes[1]
         self.own_index = np.asarray(m.own_token_from_self, dtype=np.int64)
         self.dropout_p = float(m.extra.get("dropout_p", 0.0))

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
-from robot_runtime.protocol import robot_id_problem
+from robot_runtime.protocol import printable, robot_id_problem
 
 ROBOT_SERVICE = "_robot-runtime._udp.local."
 PEER_SERVICE = "_robot-rt-dds._udp.local."  # a service label is at most 15 bytes
@@ -101,12 +101,6 @@ class RobotAdvert:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def printable(text: str, limit: int) -> str:
-    """`text` cut to `limit` with every non-printable character (NUL, newline, terminal escapes) as
-    '?': what others send is shown on an operator's terminal."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 def _text(props: Mapping[bytes | str, bytes | str | None], key: str) -> str:

@@ -109,7 +109,7 @@ def check_policy(policy_path: str, roster_path: str | None, providers: list[str]
         return [Check("policy", FAIL, str(exc), "copy the exported policy.onnx together with its policy.json "
                       "(robot-runtime export writes both)")], None
     m = policy.manifest
-    policy_hash = m.model_sha256[:16]
+    policy_hash = m.policy_hash
     checks = [ok("policy", f"{policy_path}: {m.scenario}/{m.method}, hash {policy_hash}, "
                  f"{m.n_agents_min}..{m.n_agents_max} robots, period {m.control_period_s * 1e3:g} ms")]
     if roster_path:
@@ -118,10 +118,10 @@ def check_policy(policy_path: str, roster_path: str | None, providers: list[str]
         except (RosterError, OSError) as exc:
             checks.append(Check("roster", FAIL, str(exc), "robot-runtime keys create ... writes a valid roster.yaml"))
         else:
-            if roster.policy_hash != policy_hash:
-                checks.append(Check("roster", FAIL, f"{roster_path} names policy {roster.policy_hash}, {policy_path} "
-                                    f"is {policy_hash}", "deploy the policy the roster was made for, or make a new "
-                                    "roster with robot-runtime keys create"))
+            mismatch = roster.policy_mismatch(policy_hash, policy_path)
+            if mismatch:
+                checks.append(Check("roster", FAIL, mismatch, "deploy the policy the roster was made for, or make "
+                                    "a new roster with robot-runtime keys create"))
             else:
                 checks.append(ok("roster", f"{roster_path}: policy {policy_hash} matches, {len(roster.robots)} robots, "
                                  f"fingerprint {roster.fingerprint}"))
@@ -325,22 +325,19 @@ def check_shm(stale: list[Path]) -> Check:
 
 
 def fifo_problem(priority: int = 1) -> str:
-    """'' if a process of this user may run SCHED_FIFO, else why not (tried in a child process)."""
-    code = f"import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({priority}))"
+    """'' if a process of this user may run SCHED_FIFO, else why not: robot_runtime.sched.fifo_threads,
+    what a node with realtime_priority does, tried in a child process (doctor keeps its scheduling)."""
+    code = f"from robot_runtime.sched import fifo_threads; print(fifo_threads({priority})[1])"
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
-    if done.returncode == 0:
-        return ""
-    from robot_runtime.sched import _rtprio_limit
-
-    return f"not permitted (ulimit -r is {_rtprio_limit()})"
+    return done.stdout.strip() if done.returncode == 0 else f"the probe failed: {done.stderr.strip()[-200:]}"
 
 
 def check_realtime(problem: str) -> Check:
     if problem:
-        return Check("realtime scheduling", WARN, f"SCHED_FIFO {problem}; realtime_priority would fall back",
+        return Check("realtime scheduling", WARN, f"{problem}; realtime_priority would fall back",
                      "grant rtprio in /etc/security/limits.conf (@robots - rtprio 20) or CAP_SYS_NICE")
     return ok("realtime scheduling", "SCHED_FIFO permitted (realtime_priority works)")
 
@@ -409,7 +406,7 @@ def run(policy_path: str | None, roster_path: str | None, robots: int | None, li
             pass  # already a FAIL above
     probe, pairs, rmw, sim_time = listen(listen_s, roster)
     checks = check_rmw(env, rmw) + checks
-    policy_hash = policy.manifest.model_sha256[:16] if policy is not None else None
+    policy_hash = policy.manifest.policy_hash if policy is not None else None
     expected = sorted(roster.robots) if roster is not None else None
     checks += check_peers(probe.peers, policy_hash, listen_s, expected, self_id, probe.strangers)
     if any(probe.rejected.values()):

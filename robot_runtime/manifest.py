@@ -80,6 +80,11 @@ class Manifest:
     format_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def policy_hash(self) -> str:
+        """What robots broadcast and rosters name: the first 16 hex characters of the model's sha256."""
+        return self.model_sha256[:16]
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 

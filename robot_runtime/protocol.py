@@ -59,3 +59,9 @@ def step_number(episode, t: int, max_steps: int):  # noqa: ANN001, ANN201 (int o
 def episode_seed(seed: int, episode: int) -> int:
     """The seed of episode `episode`'s layout in a run seeded with `seed`."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` with every non-printable character (NUL, newline, terminal escapes) as
+    '?': what others send is shown on an operator's terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])

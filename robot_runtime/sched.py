@@ -70,7 +70,8 @@ def fifo_threads(priority: int) -> tuple[int, str]:
         return 0, f"realtime_priority {priority}: SCHED_FIFO priorities are 1..99"
     if not hasattr(os, "sched_setscheduler"):
         return 0, "this OS has no sched_setscheduler (Linux only)"
-    tids = sorted(task_ids() - _TIME_SHARING) or [0]  # no /proc: the calling thread only
+    present = task_ids()
+    tids = sorted(present - _TIME_SHARING) if present else [0]  # no /proc: the calling thread only
     param = os.sched_param(priority)
     done = 0
     for tid in tids:

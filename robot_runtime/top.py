@@ -13,8 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from robot_runtime.discovery import printable
-from robot_runtime.protocol import natural_key, robot_id_problem
+from robot_runtime.protocol import natural_key, printable, robot_id_problem
 
 NAME_PREFIX = "robot_runtime: "
 STALE_S = 3.0  # robots report once a second

@@ -124,7 +124,7 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
     # An ephemeral roster for this run: signing is on unless the caller allows unsigned robots.
     keys_dir = None if robot_params.get("allow_unsigned") else str(logs / "keys")
     if keys_dir:
-        create_keys(keys_dir, team.ids, manifest.model_sha256[:16], operators=["operator"])
+        create_keys(keys_dir, team.ids, manifest.policy_hash, operators=["operator"])
     specs = swarm_nodes(team, str(Path(policy).resolve()), sim, robot_params, keys_dir=keys_dir)
     for spec in specs:
         if spec.role == "robot":
@@ -148,7 +148,7 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
         sup.stop_all()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    result = merge(specs, logs, sup, manifest.model_sha256[:16], policy, time.monotonic() - t0)
+    result = merge(specs, logs, sup, manifest.policy_hash, policy, time.monotonic() - t0)
     write_json(result, json_path)
     return result
 

@@ -165,6 +165,9 @@ class RobotNode(LifecycleNode):
         """The flight recorder flushed and closed, the mDNS record withdrawn."""
         if self.recorder is not None:
             self.recorder.close()
+        self._withdraw()
+
+    def _withdraw(self) -> None:
         if self.advert is not None:
             self.advert.close()
             self.advert = None
@@ -244,10 +247,9 @@ class RobotNode(LifecycleNode):
                              "domain can join the team or take a robot's id, and an e-stop is released unsigned")
             return None, None
         roster = load_roster(s["roster"])
-        policy_hash = policy.manifest.model_sha256[:16]
-        if roster.policy_hash != policy_hash:
-            raise ValueError(f"{s['roster']}: the roster's policy is {roster.policy_hash}, {s['policy']} is "
-                             f"{policy_hash}")
+        mismatch = roster.policy_mismatch(policy.manifest.policy_hash, s["policy"])
+        if mismatch:
+            raise ValueError(mismatch)
         if self.robot_id not in roster.robots:
             raise ValueError(f"{s['roster']}: {self.robot_id} is not in the roster")
         if not s["key"]:
@@ -458,9 +460,7 @@ class RobotNode(LifecycleNode):
         that the state the node reports is the state it is in."""
         if self.report.lifecycle_state == "active":
             self.trigger_deactivate()
-        if self.advert is not None:  # the process ends: withdrawn now, not when the TTL runs out
-            self.advert.close()
-            self.advert = None
+        self._withdraw()  # the process ends: the mDNS record goes now, not when its TTL runs out
 
     def _after_wake(self) -> None:
         now = time.monotonic()

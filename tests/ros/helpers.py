@@ -44,7 +44,7 @@ class Fleet:
         self.ids = [f"robot_{i}" for i in range(n)]
         # The team's keys (robot_3 is a spare one in the roster, for a robot that joins later).
         self.keys = log_dir / "keys"
-        create_keys(self.keys, [*self.ids, f"robot_{n}"], load_manifest(policy).model_sha256[:16], ["operator"])
+        create_keys(self.keys, [*self.ids, f"robot_{n}"], load_manifest(policy).policy_hash, ["operator"])
         self.procs: dict[str, subprocess.Popen] = {}
         self.starts = 0
         self.closed = False

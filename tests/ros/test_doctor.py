@@ -75,7 +75,7 @@ def test_a_wrong_policy_file_fails(tmp_path):
 def test_no_peers_fails_and_peers_are_judged_by_policy_and_clock():
     from robot_runtime.manifest import load_manifest
 
-    policy_hash = load_manifest(COVERAGE).model_sha256[:16]
+    policy_hash = load_manifest(COVERAGE).policy_hash
     domain = DomainLease()
     try:
         alone = doctor(domain, "--policy", str(COVERAGE), "--listen", "1.5")

@@ -34,7 +34,7 @@ def test_every_rogue_category_is_rejected_and_changes_nothing(policy3, tmp_path,
         for category in CATEGORIES:
             rogue = subprocess.Popen(
                 [sys.executable, "-m", "robot_runtime_sim.rogue", "--category", category, "--robots", *fleet.ids,
-                 "--policy-hash", m.model_sha256[:16], "--token-size", str(fp), "--self-features", str(fs),
+                 "--policy-hash", m.policy_hash, "--token-size", str(fp), "--self-features", str(fs),
                  "--task-features", str(ft), "--seconds", "1.0", "--rate", "10", "--wait-team", "10"],
                 env=fleet.env, stdout=subprocess.PIPE, text=True)
             while rogue.poll() is None:  # the team keeps stepping under attack

@@ -51,7 +51,7 @@ def test_a_policy_without_its_manifest_or_tampered_fails(tmp_path):
 def test_the_roster_of_another_policy_fails(tmp_path):
     from robot_runtime.manifest import load_manifest
 
-    xor_hash = load_manifest(XOR).model_sha256[:16]
+    xor_hash = load_manifest(XOR).policy_hash
     roster = create_keys(tmp_path, ["robot_0", "robot_1"], xor_hash)
     checks, policy = doctor.check_policy(str(COVERAGE), str(roster))
     assert policy is not None and levels(checks) == {"policy": OK, "roster": FAIL}
