@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder setup-system clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
@@ -127,6 +127,11 @@ bench-hostile: setup
 	$(PY) benchmarks/swarm_latency.py --policy policies/coverage/policy.onnx --scenario coverage --robots 8 \
 		--unsigned --episodes 30 --realtime-seconds 120 --realtime-priorities 0,10 \
 		--json docs/results/swarm_latency_unsigned.json
+
+# The adapters in the loop (robot_runtime.ros.adapter): coverage N = 4, 100 episodes each through the direct
+# Observation/Action path, Odometry/Twist to holonomic bodies and to differential-drive bodies (~8 min).
+bench-adapters: setup
+	$(PY) benchmarks/adapters.py --json docs/results/adapters.json --markdown docs/results/adapters.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

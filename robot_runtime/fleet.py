@@ -31,6 +31,7 @@ PACKAGE = "robot_runtime"  # the ROS package of every executable below
 EXECUTABLES = {
     "robot_node": "robot_runtime.ros.node",
     "lifecycle_manager": "robot_runtime.ros.manager",
+    "adapter": "robot_runtime.ros.adapter",
     "sim": "robot_runtime_sim.runner",
 }
 DEFAULT_FLEET = Path(__file__).resolve().parent / "config" / "fleet.yaml"
@@ -128,11 +129,13 @@ class NodeSpec:
     name: str  # the ROS node's own name
     namespace: str  # "/robot_0", "/sim", "/"
     parameters: dict[str, ParamValue]
-    role: str  # "robot" | "manager" | "sim"
+    role: str  # "robot" | "adapter" | "manager" | "sim"
 
     @property
     def label(self) -> str:
         """Unique among a swarm's processes: log file names, launch process names."""
+        if self.role == "adapter":
+            return f"{self.namespace.strip('/')}_adapter"
         return self.namespace.strip("/") or self.name
 
     @property
@@ -146,8 +149,10 @@ class NodeSpec:
 
 
 def swarm_nodes(fleet: Fleet, policy: str, sim: dict[str, ParamValue] | None = None,
-                node_params: dict[str, ParamValue] | None = None, keys_dir: str | None = None) -> list[NodeSpec]:
-    """Robots, then the lifecycle manager, then (with `sim`: the simulator's parameters) the simulator.
+                node_params: dict[str, ParamValue] | None = None, keys_dir: str | None = None,
+                adapter: dict[str, ParamValue] | None = None) -> list[NodeSpec]:
+    """Robots, then (with `adapter`: their parameters, robot_runtime.params.ADAPTER_NODE) one adapter per
+    robot, then the lifecycle manager, then (with `sim`: the simulator's parameters) the simulator.
 
     Under a simulator the team is known: robots wait for all of it in their first rounds. Under the
     lockstep simulator they wait long for slow peers (LOCKSTEP_DEADLINE_S: a missed round would change
@@ -180,8 +185,14 @@ def swarm_nodes(fleet: Fleet, policy: str, sim: dict[str, ParamValue] | None = N
                       {**fleet.parameters(robot_id), "policy": policy, **identity(robot_id), **extra,
                        **(node_params or {}), "autostart": False}, "robot")
              for robot_id in fleet.ids]
-    specs.append(NodeSpec("lifecycle_manager", "lifecycle_manager", "/",
-                          {"node_names": [s.fully_qualified_name for s in specs]}, "manager"))
+    managed = [s.fully_qualified_name for s in specs]
+    if adapter is not None or (sim is not None and sim.get("interface") == "odometry"):
+        # Under the lockstep simulator an adapter builds a step's observation from that step's goals and
+        # flags, and stamps its command, so that the simulator knows which step it answers.
+        lockstep = {"stamp_match": True, "cmd_vel_stamped": True, "drive": sim.get("drive", "holonomic")} if sim else {}
+        specs += [NodeSpec("adapter", "adapter", f"/{robot_id}", {"policy": policy, **lockstep, **(adapter or {})},
+                           "adapter") for robot_id in fleet.ids]
+    specs.append(NodeSpec("lifecycle_manager", "lifecycle_manager", "/", {"node_names": managed}, "manager"))
     if sim is not None:
         specs.append(NodeSpec("sim", "sim", "/sim", {**sim, "robot_ids": fleet.ids}, "sim"))
     return specs

@@ -59,6 +59,24 @@ class ActionSpace:
     high: float = 1.0
 
 
+POINT_MASS_FORCE = "point_mass_force"  # Dynamics.kind of coverage and spread
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """What a continuous action does to the body it was trained on, for drivers that take a velocity
+    (robot_runtime.adapters). point_mass_force: the action is a force on a point of `mass` kg in the
+    world frame; each control period of `dt` s the velocity is multiplied by (1 - drag), the force's
+    acceleration is added, the speed is clipped to `max_speed` m/s, and the position moves by v dt.
+    Positions, velocities and goal offsets of the features are in the world frame."""
+
+    kind: str
+    dt: float
+    drag: float
+    mass: float
+    max_speed: float
+
+
 @dataclass(frozen=True)
 class Manifest:
     scenario: str
@@ -79,6 +97,7 @@ class Manifest:
     model_sha256: str = ""
     format_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    dynamics: Dynamics | None = None  # continuous actions of a simulated body; None: not described
 
     @property
     def policy_hash(self) -> str:
@@ -98,10 +117,11 @@ class Manifest:
                 )
             layout = TokenLayout(**{k: tuple(v) for k, v in data["layout"].items()})
             action = ActionSpace(**data["action"])
-            fields = {k: v for k, v in data.items() if k not in ("layout", "action")}
+            dynamics = Dynamics(**data["dynamics"]) if data.get("dynamics") is not None else None
+            fields = {k: v for k, v in data.items() if k not in ("layout", "action", "dynamics")}
             for key in ("inputs", "outputs", "own_token_from_self"):
                 fields[key] = tuple(fields[key])
-            return Manifest(layout=layout, action=action, **fields)
+            return Manifest(layout=layout, action=action, dynamics=dynamics, **fields)
         except KeyError as exc:
             raise ManifestError(f"{source}: missing field {exc.args[0]!r}") from None
         except TypeError as exc:

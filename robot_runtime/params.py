@@ -155,6 +155,30 @@ ROBOT_NODE = (  # robot_runtime.ros.node
 )
 
 
+ADAPTER_NODE = (  # robot_runtime.ros.adapter
+    ParamSpec("policy", "", "the policy the robot node runs (its manifest names the features and dynamics)"),
+    ParamSpec("drive", "holonomic", "the base: holonomic (Twist linear x, y) or diff_drive (linear x, angular "
+              "z: the unicycle command toward the policy's velocity)", choices=("holonomic", "diff_drive")),
+    ParamSpec("frame_id", "odom", "the mission frame: odometry and goals must be in it (header.frame_id)"),
+    ParamSpec("period_s", 0.0, "control period: decision steps from odometry stamps, and a turn's period; 0: "
+              "the policy's own (its manifest)", range=(0.0, 60.0)),
+    ParamSpec("max_linear_mps", 1.0, "the base's speed limit (holonomic: the norm; diff_drive: forward)",
+              range=(0.0, 100.0)),
+    ParamSpec("max_angular_rps", 4.0, "diff_drive: the base's turn rate limit", range=(0.0, 100.0)),
+    ParamSpec("heading_gain", 1.0, "diff_drive: share of the heading error turned away in one period",
+              range=(0.0, 10.0)),
+    ParamSpec("reverse", True, "diff_drive: back up instead of turning around when the target is behind"),
+    ParamSpec("cmd_vel_stamped", False, "publish geometry_msgs/TwistStamped (ros2_control's diff_drive_controller, "
+              "the simulator) instead of Twist (TurtleBot3 on Humble)"),
+    ParamSpec("stamp_match", False, "build a step's observation only from goals and mission state stamped like "
+              "its odometry (a lockstep simulator); false: the latest of each"),
+    ParamSpec("cmd_timeout_s", 0.5, "no action for this long: one zero command (a driver that holds the last "
+              "command must not keep driving); 0: off", range=(0.0, 3600.0)),
+    ParamSpec("status_period_s", 1.0, "seconds between /diagnostics reports", range=(0.05, 3600.0)),
+    ParamSpec("stats_json", "", "write the adapter's counters and rejects to this file at exit"),
+)
+
+
 LIFECYCLE_MANAGER = (  # robot_runtime.ros.manager
     ParamSpec("node_names", [""], "fully qualified names of the managed nodes, e.g. /robot_0/policy"),
     ParamSpec("timeout_s", 60.0, "seconds to wait for the nodes' services and for each transition",

@@ -12,19 +12,26 @@ a lockstep step the same way:
   observations best effort, so the silent ones get theirs again every `resend_s`;
 * copies: each observation goes out `copies` times back to back, one stamp for all, for a lossy
   link (a robot ignores the copies of the observation it is using; a resend has a new stamp).
+
+OdometryBus runs the same exchange over the topics of a real robot, for the adapters.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+from geometry_msgs.msg import Point, Pose, PoseArray, TwistStamped
+from nav_msgs.msg import Odometry
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from robot_runtime_msgs.msg import Action, Observation, SwarmStatus
+from robot_runtime_msgs.msg import Action, MissionState, Observation, SwarmStatus
+from std_msgs.msg import Header
 
 from robot_runtime.ros import qos
+from robot_runtime_sim.scenarios.base import BodyState
 
 RESEND_S = 0.2
 
@@ -35,6 +42,10 @@ QUIET_SUB = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks
 
 
 class LockstepBus:
+    # What a robot reads and answers (robot_runtime.ros.qos for both QoS); OdometryBus: its adapter's topics.
+    OBSERVATION_TYPE, OBSERVATION_TOPIC = Observation, qos.OBSERVATION_TOPIC
+    ACTION_TYPE, ACTION_TOPIC = Action, qos.ACTION_TOPIC
+
     def __init__(self, node: Any, robot_ids: Iterable[str], spin_once: Callable[[float], None],
                  on_action: Callable[[str, Action], None], callback_group: Any = None,
                  on_status: Callable[[str, SwarmStatus], None] | None = None, copies: int = 1) -> None:
@@ -48,10 +59,10 @@ class LockstepBus:
         self.obs_pubs, self.action_subs = {}, {}
         for robot_id in self.robot_ids:
             self.obs_pubs[robot_id] = node.create_publisher(
-                Observation, f"/{robot_id}/{qos.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS, **QUIET_PUB)
+                self.OBSERVATION_TYPE, f"/{robot_id}/{self.OBSERVATION_TOPIC}", qos.OBSERVATION_PUB_QOS, **QUIET_PUB)
             self.action_subs[robot_id] = node.create_subscription(
-                Action, f"/{robot_id}/{qos.ACTION_TOPIC}", lambda m, r=robot_id: on_action(r, m), qos.ACTION_QOS,
-                callback_group=callback_group, **QUIET_SUB)
+                self.ACTION_TYPE, f"/{robot_id}/{self.ACTION_TOPIC}", lambda m, r=robot_id: on_action(r, m),
+                qos.ACTION_QOS, callback_group=callback_group, **QUIET_SUB)
             node.create_subscription(SwarmStatus, f"/{robot_id}/{qos.STATUS_TOPIC}",
                                      lambda m, r=robot_id: self._status(r, m), qos.STATUS_QOS,
                                      callback_group=callback_group, **QUIET_SUB)
@@ -93,12 +104,15 @@ class LockstepBus:
         """Build every message first, then publish back to back: the first robots to hear theirs wake
         and take the CPU, so the last one's should not also wait for the building of the others'."""
         targets = observations if only is None else {r: observations[r] for r in only}
-        messages = [(self.obs_pubs[r], Observation(
-            stamp=stamp, step=step, self_features=self_f.tolist(), task_features=tasks.ravel().tolist(),
-            task_count=tasks.shape[0])) for r, (self_f, tasks) in targets.items()]
+        messages = [(self.obs_pubs[r], self.message(step, stamp, value)) for r, value in targets.items()]
         for _ in range(self.copies):
             for pub, msg in messages:
                 pub.publish(msg)
+
+    def message(self, step: int, stamp: Any, value: tuple[np.ndarray, np.ndarray]) -> Observation:
+        self_f, tasks = value
+        return Observation(stamp=stamp, step=step, self_features=self_f.tolist(), task_features=tasks.ravel().tolist(),
+                           task_count=tasks.shape[0])
 
     def exchange(self, step: int, observations: dict[str, tuple[np.ndarray, np.ndarray]],
                  waiting: Callable[[], set[str]], timeout_s: float, stamp: Callable[[], Any],
@@ -121,3 +135,38 @@ class LockstepBus:
                 self.publish(step, observations, stamp(), only=again)
             self.spin_once(min(0.02, max(0.0, deadline - now)))
         return waiting()
+
+
+class OdometryBus(LockstepBus):
+    """The same lockstep exchange over a real robot's topics, for the adapters (robot_runtime.ros.adapter):
+    nav_msgs/Odometry to each robot, the goals (PoseArray) and mission state to all, before the step's
+    odometry and with its stamp; a TwistStamped back, stamped with the odometry it answers."""
+
+    OBSERVATION_TYPE, OBSERVATION_TOPIC = Odometry, qos.ODOM_TOPIC
+    ACTION_TYPE, ACTION_TOPIC = TwistStamped, qos.CMD_VEL_TOPIC
+    FRAME_ID = "odom"
+
+    def __init__(self, node: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(node, *args, **kwargs)
+        self.goals_pub = node.create_publisher(PoseArray, qos.GOALS_TOPIC, qos.MISSION_QOS, **QUIET_PUB)
+        self.mission_pub = node.create_publisher(MissionState, qos.MISSION_TOPIC, qos.MISSION_QOS, **QUIET_PUB)
+        self.mission: tuple[np.ndarray, list[bool], list[str]] = (np.zeros((0, 2)), [], [])
+
+    def set_mission(self, goals: np.ndarray, goal_flags: list[bool], flagged_robots: list[str]) -> None:
+        """The next step's goals ([T, 2] in the mission frame) and flags."""
+        self.mission = (goals, goal_flags, flagged_robots)
+
+    def publish(self, step: int, observations: dict, stamp: Any, only: Iterable[str] | None = None) -> None:
+        if only is None:  # the step's first publication: goals and flags go first, the adapters wait for them
+            goals, goal_flags, flagged = self.mission
+            self.goals_pub.publish(PoseArray(header=Header(stamp=stamp, frame_id=self.FRAME_ID), poses=[
+                Pose(position=Point(x=float(x), y=float(y))) for x, y in goals]))
+            self.mission_pub.publish(MissionState(stamp=stamp, goal_flags=goal_flags, flagged_robots=flagged))
+        super().publish(step, observations, stamp, only)
+
+    def message(self, step: int, stamp: Any, value: BodyState) -> Odometry:
+        msg = Odometry(header=Header(stamp=stamp, frame_id=self.FRAME_ID))
+        msg.pose.pose.position.x, msg.pose.pose.position.y = value.x, value.y
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(value.yaw / 2), math.cos(value.yaw / 2)
+        msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.angular.z = value.vx, value.vy, value.wz
+        return msg

@@ -49,6 +49,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--seed", type=int, default=0, help="seeds the simulator and the robots' scalar streams")
     sw.add_argument("--mode", default="lockstep", choices=("lockstep", "realtime"))
     sw.add_argument("--rate", type=float, default=10.0, help="realtime mode: steps per second")
+    sw.add_argument("--interface", default="observation", choices=("observation", "odometry"),
+                    help="odometry: the simulator speaks Odometry/PoseArray/TwistStamped and each robot runs an "
+                         "adapter (robot_runtime.ros.adapter) next to its node; lockstep only")
+    sw.add_argument("--drive", default="holonomic", choices=("holonomic", "diff_drive"),
+                    help="the simulated bodies and the adapters' base (diff_drive: with --interface odometry)")
     sw.add_argument("--json", default=None, help="write the merged summary here")
     sw.add_argument("--log-dir", default=None, help="process logs and per-process JSON (default: a temp dir)")
     sw.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")

@@ -17,6 +17,11 @@ SIM_NODE = (
               range=(0, 2**62)),
     ParamSpec("mode", "lockstep", "lockstep: wait for every live robot's action each step; realtime: step at "
               "a fixed rate with each robot's latest action held", choices=SIM_MODES),
+    ParamSpec("interface", "observation", "what the robots are sent: observation (the policy's features, to the "
+              "robot node) or odometry (nav_msgs/Odometry, goals and mission state to each robot's adapter, a "
+              "TwistStamped back; lockstep only)", choices=("observation", "odometry")),
+    ParamSpec("drive", "holonomic", "the robots' bodies: holonomic (as trained) or diff_drive (VMAS DiffDrive: "
+              "forward speed and turn rate; interface odometry)", choices=("holonomic", "diff_drive")),
     ParamSpec("rate", 10.0, "realtime: steps per second", range=(0.1, 1000.0)),
     ParamSpec("action_timeout_s", 1.0, "lockstep: seconds to wait for a robot's action", range=(0.01, 3600.0)),
     ParamSpec("startup_timeout_s", 30.0, "seconds to wait for the team to be matched and active",

@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
+from rclpy.time import Time
 from robot_runtime_msgs.msg import Action, EpisodeReport, SwarmStatus
 
 from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
@@ -41,7 +43,7 @@ from robot_runtime.ros.params import ParameterError, declare
 from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
 from robot_runtime.sched import apply_fifo, scheduling_of
-from robot_runtime_sim.bus import QUIET_PUB, RESEND_S, LockstepBus
+from robot_runtime_sim.bus import QUIET_PUB, RESEND_S, LockstepBus, OdometryBus
 from robot_runtime_sim.params import SIM_NODE
 from robot_runtime_sim.world import VmasWorld
 
@@ -60,6 +62,7 @@ class RobotLink:
     alive: bool = True
     matched: bool = False  # its action writer has been matched at least once
     team_size: int = 0  # as its latest action reports it (itself included)
+    unanswered: int = 0  # interface odometry: commands stamped with no step (an adapter's own stops)
 
 
 class SimNode(Node):
@@ -67,17 +70,27 @@ class SimNode(Node):
         super().__init__("sim")
         s = self.settings = declare(self, SIM_NODE)
         ids = [r for r in s["robot_ids"] if r] or robot_ids(s["robots"])
+        self.odometry = s["interface"] == "odometry"
+        if (self.odometry or s["drive"] != "holonomic") and (s["mode"] != "lockstep" or not self.odometry):
+            raise ParameterError(f"interface {s['interface']}, drive {s['drive']}, mode {s['mode']}: the adapters' "
+                                 "interface (odometry) runs lockstep, and a diff_drive body takes velocities from it")
         try:
-            self.world = VmasWorld(s["scenario"], len(ids), seed=s["seed"], n_actions=s["n_actions"] or None)
+            self.world = VmasWorld(s["scenario"], len(ids), seed=s["seed"], n_actions=s["n_actions"] or None,
+                                   drive=s["drive"])
         except ValueError as exc:
             raise ParameterError(f"scenario {s['scenario']}: {exc}") from None
+        if self.odometry and self.world.info.dynamics is None:
+            raise ParameterError(f"scenario {s['scenario']}: interface odometry needs robot dynamics "
+                                 "(coverage, spread)")
+        self.period_ns = round(self.world.info.control_period_s * 1e9)
         self.n, self.mode = len(ids), s["mode"]
         self.log = self.get_logger()
         self.gc_meter = GcPauseMeter()
         self.robots = {r: RobotLink(r, self.world.default_action()) for r in ids}
         self.spinner = HotPathSpinner(self)  # every subscription on the wait set: there are 2 per robot
-        self.bus = LockstepBus(self, ids, self.spinner.spin_once, self._on_action, self.spinner.group,
-                               on_status=self._on_status, copies=s["observation_copies"])
+        bus, on_action = (OdometryBus, self._on_twist) if self.odometry else (LockstepBus, self._on_action)
+        self.bus = bus(self, ids, self.spinner.spin_once, on_action, self.spinner.group, on_status=self._on_status,
+                       copies=s["observation_copies"])
         self.episode_pub = self.create_publisher(EpisodeReport, qos.EPISODES_TOPIC, qos.EPISODES_QOS, **QUIET_PUB)
         self.step = 0  # the number the current step's messages carry (robot_runtime.protocol.step_number)
         self.steps_run = 0
@@ -110,6 +123,22 @@ class SimNode(Node):
         if self.mode == "realtime":
             link.last_action = values
 
+    def _on_twist(self, robot_id: str, msg: TwistStamped) -> None:
+        """interface odometry: a robot adapter's command, for the step its stamp names (the odometry's)."""
+        link = self.robots[robot_id]
+        t = msg.twist
+        values, problem = self.world.twist_action(list(self.robots).index(robot_id), t.linear.x, t.linear.y,
+                                                  t.angular.z)
+        if problem:
+            self.warn_once(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
+            link.invalid += 1
+            return
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp_ns % self.period_ns:
+            link.unanswered += 1  # a stop of the adapter's own (command timeout, exit): it answers no step
+            return
+        link.pending[stamp_ns // self.period_ns] = values
+
     def _on_status(self, robot_id: str, msg: SwarmStatus) -> None:
         link = self.robots[robot_id]
         if msg.lifecycle_state != "active" and link.alive and link.matched:
@@ -139,6 +168,10 @@ class SimNode(Node):
         return {r for r, link in self.robots.items() if link.alive and self.step not in link.pending}
 
     def _stamp(self) -> Any:
+        """interface odometry: step k at k periods, the time a lockstep world is at (the adapters number
+        steps by it); else the node's clock."""
+        if self.odometry:
+            return Time(nanoseconds=self.step * self.period_ns).to_msg()
         return self.get_clock().now().to_msg()
 
     def collect_lockstep(self, observations: dict, record: bool = True) -> list[np.ndarray]:
@@ -215,6 +248,9 @@ class SimNode(Node):
     # -- episodes ----------------------------------------------------------------------------------
 
     def _observations(self) -> dict:
+        if self.odometry:
+            self.bus.set_mission(*self.world.mission(list(self.robots)))
+            return dict(zip(self.robots, self.world.body_states(), strict=True))
         return {r: (o.self_features, o.task_features) for r, o in zip(self.robots, self.world.observations(),
                                                                         strict=True)}
 
@@ -290,6 +326,8 @@ class SimNode(Node):
             # observation or action, or a robot waiting out its deadline for a peer's lost broadcast).
             "observation_resends": dict(self.bus.resends),
             "invalid_actions": {r: link.invalid for r, link in self.robots.items()},
+            "interface": s["interface"], "drive": s["drive"],
+            "commands_for_no_step": {r: link.unanswered for r, link in self.robots.items()},
             "sim_events": self.events, "episode_results": results,
             # As `robot-runtime eval --per-episode` reports them (None: failed), to compare runs episode by episode.
             "steps_to_success": [r["steps"] if r["success"] else None for r in results],

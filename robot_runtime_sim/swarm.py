@@ -59,7 +59,7 @@ class Supervisor:
         self.procs[spec.label] = proc
         return proc
 
-    def signal_all(self, sig: int, roles: tuple[str, ...] = ("sim", "robot", "manager")) -> None:
+    def signal_all(self, sig: int, roles: tuple[str, ...] = ("sim", "robot", "adapter", "manager")) -> None:
         for spec in self.specs:
             proc = self.procs.get(spec.label)
             if proc is not None and spec.role in roles and proc.poll() is None and spec.label not in self.signalled:
@@ -130,12 +130,15 @@ def run_swarm(robots: int, policy: str, scenario: str = "xor", episodes: int = 1
         if spec.role == "robot":
             spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")
             spec.parameters.setdefault("record_dir", str(logs / "flight"))  # robot-runtime replay LOG_DIR/flight
+        elif spec.role == "adapter":
+            spec.parameters["stats_json"] = str(logs / f"{spec.label}.json")
         elif startup_timeout_s is not None:  # bring-up over a slow (lossy) network: the manager and sim wait longer
             spec.parameters["timeout_s" if spec.role == "manager" else "startup_timeout_s"] = float(startup_timeout_s)
     place = None
     if network is not None:
         env = network.env(env)
-        place = lambda spec, argv: network.command(spec.label if spec.role == "robot" else "sim", argv)  # noqa: E731
+        place = lambda spec, argv: network.command(  # noqa: E731 (a robot's adapter runs on the robot)
+            spec.namespace.strip("/") if spec.role in ("robot", "adapter") else "sim", argv)
     sup = Supervisor(specs, logs, env, place)
     previous = {s: signal.signal(s, sup.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.monotonic()
@@ -169,6 +172,8 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
         misses += stats.get("deadline_misses", 0)
         events += [{"observer": spec.label, **e} for e in stats.get("membership_events", [])]
         per_robot[spec.label] = {**stats, "decision_latency_ms": latency_summary(samples)}
+    adapters = {s.label: json.loads((logs / f"{s.label}.json").read_text()) for s in specs
+                if s.role == "adapter" and (logs / f"{s.label}.json").is_file()}
     any_robot = next((r for r in per_robot.values() if "broadcast_bytes" in r), {})
     clean = {label for label, code in sup.exit_codes.items() if code == 0}
     expiries = [e for e in events if e["kind"] == EXPIRE]
@@ -199,7 +204,8 @@ def merge(specs: list[NodeSpec], logs: Path, sup: Supervisor, policy_hash: str, 
         # Longest garbage-collector pause in any process, to tell a GC stall from others.
         "gc_max_pause_ms": max((max(r["gc"]["max_pause_ms"]) for r in reports if isinstance(r.get("gc"), dict)),
                                default=None),
-        "per_robot": per_robot, "decision_records": records, "sim": sim, "exit_codes": sup.exit_codes,
+        "per_robot": per_robot, "adapters": adapters, "decision_records": records, "sim": sim,
+        "exit_codes": sup.exit_codes,
         "interrupted": sup.stopping,
         "log_dir": str(logs), "flight_log": str(logs / "flight"), "wall_s": round(wall, 3),
     }
@@ -228,8 +234,10 @@ def _worst(per_robot: dict, key: str) -> float | None:
 
 def main(args: Any) -> int:
     fleet = load_fleet(args.fleet) if args.fleet else None
+    sim_params = {"interface": args.interface, "drive": args.drive}
     summary = run_swarm(args.robots, args.policy, args.scenario, args.episodes, args.seed, args.mode, args.rate,
-                        args.json, args.log_dir, args.timeout, realtime_priority=args.realtime_priority, fleet=fleet)
+                        args.json, args.log_dir, args.timeout, realtime_priority=args.realtime_priority, fleet=fleet,
+                        sim_params=sim_params)
     brief = {k: summary[k] for k in ("episodes", "success_rate", "decision_latency_ms", "deadline_misses",
                                       "scheduling", "broadcast_bytes", "robot_peak_rss_mb", "robot_startup_to_ready_s",
                                       "robot_startup_to_first_action_s", "exit_codes", "log_dir")}

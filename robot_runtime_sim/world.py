@@ -7,6 +7,7 @@ tasks, its peers' tokens come from their broadcasts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import vmas
 
 from robot_runtime.protocol import episode_seed
 from robot_runtime_sim.scenarios import make_scenario, scenario_info, set_episode_seeds
+from robot_runtime_sim.scenarios.base import BodyState
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,19 @@ class StepResult:
 
 
 class VmasWorld:
-    def __init__(self, scenario: str, n_robots: int, seed: int = 0, n_actions: int | None = None) -> None:
+    def __init__(self, scenario: str, n_robots: int, seed: int = 0, n_actions: int | None = None,
+                 drive: str = "holonomic") -> None:
+        """drive: the robots' bodies, "holonomic" (as trained) or "diff_drive" (scenarios with dynamics)."""
         self.info = scenario_info(scenario, n_robots, n_actions)
         self.n = n_robots
         self.seed = seed
+        self.drive = drive
+        if drive != "holonomic" and self.info.dynamics is None:
+            raise ValueError(f"drive {drive!r} needs a scenario with robot dynamics (coverage, spread)")
         self.env = vmas.make_env(
             scenario=make_scenario(scenario), num_envs=1, device="cpu",
             continuous_actions=self.info.action.kind == "continuous", max_steps=self.info.max_steps, seed=seed,
-            **self.info.kwargs,
+            **self.info.kwargs, **({"drive": drive} if self.info.dynamics is not None else {}),
         )
         self._obs: list = []
 
@@ -79,6 +86,43 @@ class VmasWorld:
             flat = obs[0].cpu().numpy().astype(np.float32)
             out.append(RobotObservation(flat[:fs].copy(), flat[start_tasks:].reshape(-1, ft).copy()))
         return out
+
+    # -- the robots as a real robot's topics show them (robot_runtime_sim.bus.OdometryBus) -----------
+
+    def body_states(self) -> list[BodyState]:
+        """Per robot: pose in the world (the mission frame), velocity in its body frame."""
+        out = []
+        for agent in self.env.world.agents:
+            x, y = agent.state.pos[0].tolist()
+            yaw = float(agent.state.rot[0, 0])
+            c, s = math.cos(yaw), math.sin(yaw)
+            vx, vy = agent.state.vel[0].tolist()
+            out.append(BodyState(x, y, yaw, c * vx + s * vy, -s * vx + c * vy, float(agent.state.ang_vel[0, 0])))
+        return out
+
+    def mission(self, robot_ids: list[str]) -> tuple[np.ndarray, list[bool], list[str]]:
+        """Goals [T, 2], the goals' flags and the flagged robots (coverage: covered, bound)."""
+        goals = np.array([g.state.pos[0].tolist() for g in self.env.world.landmarks], dtype=np.float64)
+        robot_flags, goal_flags = self.env.scenario.flags()
+        flagged = [r for r, f in zip(robot_ids, robot_flags[0].tolist(), strict=True) if f]
+        return goals.reshape(-1, 2), [bool(f) for f in goal_flags[0].tolist()], flagged
+
+    def twist_action(self, index: int, vx: float, vy: float, wz: float) -> tuple[np.ndarray, str]:
+        """A robot's velocity command (body frame) as its VMAS action, within its actuator's range, and ''
+        or why it was refused. holonomic: the force that brings the body to that velocity in one period;
+        diff_drive: (forward speed, turn rate), its lateral part ignored as the wheels would."""
+        if not all(math.isfinite(v) for v in (vx, vy, wz)):
+            return self.default_action(), f"velocity command ({vx}, {vy}, {wz}) is not finite"
+        agent = self.env.world.agents[index]
+        if self.drive == "diff_drive":
+            limits = np.array(agent.action.u_range, dtype=np.float64)
+            return np.clip([vx, wz], -limits, limits).astype(np.float32), ""
+        d = self.info.dynamics
+        yaw = float(agent.state.rot[0, 0])
+        target = np.array([math.cos(yaw) * vx - math.sin(yaw) * vy, math.sin(yaw) * vx + math.cos(yaw) * vy])
+        velocity = agent.state.vel[0].numpy().astype(np.float64)
+        force = d.mass * (target - (1.0 - d.drag) * velocity) / d.dt
+        return np.clip(force, self.info.action.low, self.info.action.high).astype(np.float32), ""
 
     def step(self, actions: list[np.ndarray]) -> StepResult:
         if self.info.action.kind == "discrete":

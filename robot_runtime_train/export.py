@@ -102,6 +102,7 @@ def build_manifest(spec: PolicySpec, checkpoint: dict) -> Manifest:
         permutation_invariant=spec.method != "agent_id",
         own_token_from_self=spec.own_token_index,
         extra=extra,
+        dynamics=info.dynamics,
     )
 
 

@@ -97,7 +97,11 @@ from robot_runtime_msgs.msg import RankBroadcast, Observation, Action, SwarmStat
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import TransitionEvent
 from rosgraph_msgs.msg import Clock
-for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, EStop, DiagnosticArray, TransitionEvent, Clock):
+from nav_msgs.msg import Odometry
+from geometry_msgs.msg import PoseArray, Twist, TwistStamped
+from robot_runtime_msgs.msg import MissionState
+for t in (RankBroadcast, Observation, Action, SwarmStatus, EpisodeReport, EStop, DiagnosticArray, TransitionEvent, Clock,
+          Odometry, PoseArray, Twist, TwistStamped, MissionState):
     serialize_message(t())
 ' || die "smoke test failed: robot_runtime_msgs does not import/serialize"
 

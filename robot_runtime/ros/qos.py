@@ -29,6 +29,11 @@ Why each choice:
   state it accepted); reliable, because a lost stop must be repaired.
 * `/fleet/heartbeat` (std_msgs/Header, the operator's dead-man's switch): BEST_EFFORT, depth 1: only
   the latest matters, and its absence is the signal.
+* The adapters (robot_runtime.ros.adapter): `odom` (nav_msgs/Odometry) read BEST_EFFORT, depth 5,
+  which matches robot drivers' reliable and best-effort writers alike; `/mission/goals` (PoseArray)
+  and `/mission/state` (MissionState) RELIABLE, TRANSIENT_LOCAL, depth 1: the mission's latest,
+  latched for a robot that starts later (their writers must be transient local too); `cmd_vel`
+  written RELIABLE, depth 1, as `action`: matched by the base drivers' default (reliable) readers.
 
 A robot node lets each of its topics' history, depth and reliability be overridden at
 start-up with ROS 2's standard QoS override parameters, e.g.
@@ -49,6 +54,10 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 CLOCK_TOPIC = "/clock"
 ESTOP_TOPIC = "/fleet/estop"
 HEARTBEAT_TOPIC = "/fleet/heartbeat"
+ODOM_TOPIC = "odom"  # relative: /<robot_id>/odom
+CMD_VEL_TOPIC = "cmd_vel"
+GOALS_TOPIC = "/mission/goals"
+MISSION_TOPIC = "/mission/state"
 
 def _volatile(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
     """Keep-last, volatile: no topic here has late joiners that need old samples."""
@@ -74,6 +83,10 @@ ESTOP_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=64, reliabilit
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 HEARTBEAT_QOS = _volatile(1, ReliabilityPolicy.BEST_EFFORT)
 EPISODES_QOS = _volatile(64, ReliabilityPolicy.RELIABLE)
+ODOM_QOS = _volatile(5, ReliabilityPolicy.BEST_EFFORT)
+MISSION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CMD_VEL_QOS = _volatile(1, ReliabilityPolicy.RELIABLE)
 
 
 def overridable(profile: QoSProfile) -> dict:

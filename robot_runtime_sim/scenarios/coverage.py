@@ -24,7 +24,7 @@ from vmas.simulator.core import Agent, Landmark, Sphere, World
 from vmas.simulator.scenario import BaseScenario
 from vmas.simulator.utils import Color, ScenarioUtils
 
-from robot_runtime.manifest import ActionSpace, TokenLayout
+from robot_runtime.manifest import POINT_MASS_FORCE, ActionSpace, Dynamics, TokenLayout
 from robot_runtime_sim.scenarios.base import ScenarioInfo
 
 ROBOT_RADIUS = 0.05
@@ -38,6 +38,12 @@ class CoverageScenario(BaseScenario):
     # notice and undo a clash over a goal. Spread keeps coverage's start, arena, dynamics and limit.
     MAX_STEPS = 100
     CONTROL_PERIOD_S = 0.1  # also the world's dt
+    DRAG = 0.25
+    MASS = 1.0  # VMAS's default agent mass
+    MAX_SPEED = 1.0
+    # The simulator's differential-drive robots (drive="diff_drive", VMAS's DiffDrive dynamics):
+    # their forward speed and turn rate limits, what a Twist to them is clipped to.
+    DIFF_DRIVE_LIMITS = (1.0, 4.0)  # m/s, rad/s
 
     @classmethod
     def describe(cls, n_agents: int, n_actions: int | None = None) -> ScenarioInfo:
@@ -46,23 +52,32 @@ class CoverageScenario(BaseScenario):
         return ScenarioInfo(name=cls.name, layout=layout, action=cls.action_space(), n_tasks=n_agents,
                             own_token_index=tuple(range(len(layout.self_features))), max_steps=cls.MAX_STEPS,
                             control_period_s=cls.CONTROL_PERIOD_S, kwargs={"n_agents": n_agents},
-                            tasks_scale_with_team=True)
+                            tasks_scale_with_team=True, dynamics=cls.dynamics())
+
+    @classmethod
+    def dynamics(cls) -> Dynamics:
+        return Dynamics(kind=POINT_MASS_FORCE, dt=cls.CONTROL_PERIOD_S, drag=cls.DRAG, mass=cls.MASS,
+                        max_speed=cls.MAX_SPEED)
 
     def make_world(self, batch_dim: int, device: torch.device, **kwargs) -> World:
         self.n_agents = kwargs.pop("n_agents", 4)
         self.arena = kwargs.pop("arena", 1.0)
         self.goal_radius = kwargs.pop("goal_radius", 0.08)
-        self.max_speed = kwargs.pop("max_speed", 1.0)
+        self.max_speed = kwargs.pop("max_speed", self.MAX_SPEED)
         self.shaping = kwargs.pop("shaping", 1.0)
+        # "holonomic" (trained: the action is a force), or "diff_drive": the simulator's robots for the
+        # adapters (robot_runtime.adapters), whose action is (forward speed, turn rate); observations
+        # are the same, a heading is kept in the agent's rotation.
+        self.drive = kwargs.pop("drive", "holonomic")
         ScenarioUtils.check_kwargs_consumed(kwargs)
-        world = World(batch_dim, device, dt=self.CONTROL_PERIOD_S, drag=0.25, x_semidim=self.arena,
+        world = World(batch_dim, device, dt=self.CONTROL_PERIOD_S, drag=self.DRAG, x_semidim=self.arena,
                       y_semidim=self.arena)
         for i in range(self.n_agents):
             # Named agent_i: TorchRL groups agents by name prefix ("agents").
             # collide=False: identical robots on one spot have no contact normal;
             # contacts are counted (not simulated), as in dispersion.
-            world.add_agent(Agent(name=f"agent_{i}", collide=False, shape=Sphere(ROBOT_RADIUS),
-                                  max_speed=self.max_speed, u_range=1.0))
+            world.add_agent(Agent(name=f"agent_{i}", collide=False, shape=Sphere(ROBOT_RADIUS), mass=self.MASS,
+                                  max_speed=self.max_speed, **self._drive_options(world)))
         for i in range(self.n_agents):
             world.add_landmark(Landmark(name=f"goal_{i}", collide=False, shape=Sphere(self.goal_radius),
                                         color=Color.GREEN))
@@ -77,6 +92,17 @@ class CoverageScenario(BaseScenario):
         # replay the same episodes. None (training): one batched draw, fast.
         self.episode_seeds: torch.Tensor | None = None
         return world
+
+    def _drive_options(self, world: World) -> dict:
+        if self.drive == "holonomic":
+            return {"u_range": 1.0}
+        if self.drive == "diff_drive":
+            from vmas.simulator.dynamics.diff_drive import DiffDrive
+
+            # No drag: DiffDrive computes the force that makes the commanded motion, a drag would undo part of it.
+            return {"u_range": list(self.DIFF_DRIVE_LIMITS), "dynamics": DiffDrive(world, integration="euler"),
+                    "rotatable": True, "drag": 0.0}
+        raise ValueError(f"drive {self.drive!r}, expected holonomic or diff_drive")
 
     @staticmethod
     def token_layout() -> TokenLayout:
