@@ -11,8 +11,9 @@ geometry_msgs/PoseArray in, geometry_msgs/Twist or TwistStamped out).
 * Actions. A policy trained on a simulated body (manifest `dynamics`) outputs what that body took:
   for point_mass_force a force. A real base takes a velocity: the setpoint is the velocity the
   trained body would have one period later (`velocity_setpoint`), which a velocity-controlled base
-  then tracks; a holonomic base gets it in its own axes, a differential drive the unicycle command
-  that turns toward it (`unicycle_command`), both within the base's limits.
+  then tracks in its own axes; a differential drive gets the unicycle command that turns toward the
+  velocity a few periods on (`unicycle_command`, BaseLimits.lookahead_periods); both within the
+  base's limits.
 * Never a non-finite command: non-finite inputs are refused with a reason (REJECT_*), and a stop or
   a non-finite action becomes a zero command.
 """
@@ -146,13 +147,16 @@ def mission_problem(goals: np.ndarray, mission: MissionFlags) -> str:
 @dataclass(frozen=True)
 class BaseLimits:
     """A base's command limits: speed (m/s, the norm for a holonomic base, forward for a unicycle) and
-    turn rate (rad/s); heading_gain: the share of a heading error a differential drive turns away in one
-    period; reverse: it may back up rather than turn around."""
+    turn rate (rad/s); for a differential drive, heading_gain: the share of a heading error it turns away
+    in one period; reverse: it may back up rather than turn around; lookahead_periods: it steers toward
+    the trained body's velocity this many periods on (the action held), since turning takes time: about
+    the periods a quarter turn takes at the turn rate limit (4 at 4 rad/s and 0.1 s)."""
 
     max_linear: float
     max_angular: float
     heading_gain: float = 1.0
     reverse: bool = True
+    lookahead_periods: int = 4
 
 
 @dataclass(frozen=True)
@@ -187,16 +191,19 @@ def dynamics_problem(manifest: Manifest, source: str = "manifest") -> str:
     return ""
 
 
-def velocity_setpoint(action: np.ndarray, pose: Pose2D, manifest: Manifest) -> tuple[float, float]:
-    """The mission-frame velocity the trained point mass would have one period after `action` (a force,
-    clipped to the action space as the simulator's actuator was), from the pose's velocity."""
+def velocity_setpoint(action: np.ndarray, pose: Pose2D, manifest: Manifest, periods: int = 1) -> tuple[float, float]:
+    """The mission-frame velocity the trained point mass would have `periods` control periods after
+    `action` (a force, clipped to the action space as the simulator's actuator was, then held), from the
+    pose's velocity."""
     d, a = manifest.dynamics, manifest.action
     fx, fy = np.clip(np.asarray(action, dtype=np.float64), a.low, a.high)
-    vx = pose.vx * (1.0 - d.drag) + fx / d.mass * d.dt
-    vy = pose.vy * (1.0 - d.drag) + fy / d.mass * d.dt
-    speed = math.hypot(vx, vy)
-    if speed > d.max_speed:
-        vx, vy = vx * d.max_speed / speed, vy * d.max_speed / speed
+    vx, vy = pose.vx, pose.vy
+    for _ in range(periods):
+        vx = vx * (1.0 - d.drag) + fx / d.mass * d.dt
+        vy = vy * (1.0 - d.drag) + fy / d.mass * d.dt
+        speed = math.hypot(vx, vy)
+        if speed > d.max_speed:
+            vx, vy = vx * d.max_speed / speed, vy * d.max_speed / speed
     return vx, vy
 
 
@@ -237,9 +244,11 @@ def command_for(action: np.ndarray, pose: Pose2D, manifest: Manifest, drive: str
     values = np.asarray(action, dtype=np.float64)
     if values.shape != (2,) or not np.isfinite(values).all():
         return None
-    velocity = velocity_setpoint(values, pose, manifest)
-    command = (holonomic_command(velocity, pose, limits) if drive == HOLONOMIC
-               else unicycle_command(velocity, pose, limits, period_s))
+    if drive == HOLONOMIC:  # one period: the base tracks what the trained body would do next
+        command = holonomic_command(velocity_setpoint(values, pose, manifest), pose, limits)
+    else:
+        velocity = velocity_setpoint(values, pose, manifest, limits.lookahead_periods)
+        command = unicycle_command(velocity, pose, limits, period_s)
     return command if command.finite else None
 
 

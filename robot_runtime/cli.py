@@ -1,6 +1,6 @@
 """`robot-runtime`: one console script, one subcommand per job.
 
-The robot package brings the commands a robot needs (`node`, `manage`, `keys`, `estop`,
+The robot package brings the commands a robot needs (`node`, `adapter`, `manage`, `keys`, `estop`,
 `heartbeat`, `replay`, `doctor`, `discover`, `top`, `clean-shm`). The
 simulator and training distributions add theirs (`sim`, `swarm`; `train`, `eval`, `export`)
 through the entry-point group `robot_runtime.commands`, so an install offers exactly the
@@ -12,28 +12,37 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
-from robot_runtime.params import ROBOT_NODE, add_arguments, from_namespace, ros_arguments
+from robot_runtime.params import ADAPTER_NODE, ROBOT_NODE, add_arguments, from_namespace, ros_arguments
 
 COMMAND_GROUP = "robot_runtime.commands"
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    from robot_runtime.ros.node import main
+
+    return _run_robot_node(args, "node", ROBOT_NODE, main)
+
+
+def cmd_adapter(args: argparse.Namespace) -> int:
+    from robot_runtime.ros.adapter import main
+
+    return _run_robot_node(args, "adapter", ADAPTER_NODE, main)
+
+
+def _run_robot_node(args: argparse.Namespace, command: str, specs: tuple, main: Any) -> int:
+    """A node in the robot's namespace, the options given as its ROS parameters (defaults left out)."""
     from robot_runtime.protocol import robot_id_problem
 
     problem = robot_id_problem(args.robot_id)
     if problem:
-        print(f"robot-runtime node: --robot-id: {problem}", file=sys.stderr)
+        print(f"robot-runtime {command}: --robot-id: {problem}", file=sys.stderr)
         return 2
-    from robot_runtime.ros.node import main
-
-    values = {**from_namespace(args, ROBOT_NODE), "policy": args.policy}
-    return main(["robot-runtime-node", "--ros-args", "-r", f"__ns:=/{args.robot_id}",
-                 *ros_arguments({k: v for k, v in values.items() if v != _default(k)}), *args.ros_args])
-
-
-def _default(name: str) -> object:
-    return next(s.default for s in ROBOT_NODE if s.name == name)
+    defaults = {s.name: s.default for s in specs}
+    values = {**from_namespace(args, specs), "policy": args.policy}
+    return main([f"robot-runtime-{command}", "--ros-args", "-r", f"__ns:=/{args.robot_id}",
+                 *ros_arguments({k: v for k, v in values.items() if v != defaults[k]}), *args.ros_args])
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
@@ -155,6 +164,16 @@ def add_robot_commands(sub: argparse._SubParsersAction) -> None:
     add_arguments(node, ROBOT_NODE, skip=("policy",))
     add_ros_args(node)
     node.set_defaults(func=cmd_node)
+
+    adapter = sub.add_parser("adapter", help="a robot's adapter: Odometry and goals to its Observation, its Action "
+                                             "to Twist (holonomic or differential drive)",
+                             description="The adapter node /<robot-id>/adapter (robot_runtime.ros.adapter); the "
+                                         "options below are its ROS parameters.")
+    adapter.add_argument("--robot-id", required=True, help="the robot whose node it serves (its ROS namespace)")
+    adapter.add_argument("--policy", required=True, help="the policy.onnx the robot node runs")
+    add_arguments(adapter, ADAPTER_NODE, skip=("policy",))
+    add_ros_args(adapter)
+    adapter.set_defaults(func=cmd_adapter)
 
     manage = sub.add_parser("manage", help="configure managed robot nodes, then activate them all together")
     manage.add_argument("nodes", nargs="+", help="node names, e.g. /robot_0/policy /robot_1/policy")

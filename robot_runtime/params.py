@@ -168,6 +168,8 @@ ADAPTER_NODE = (  # robot_runtime.ros.adapter
     ParamSpec("heading_gain", 1.0, "diff_drive: share of the heading error turned away in one period",
               range=(0.0, 10.0)),
     ParamSpec("reverse", True, "diff_drive: back up instead of turning around when the target is behind"),
+    ParamSpec("lookahead_periods", 4, "diff_drive: steer toward the trained body's velocity this many periods on "
+              "(turning takes time: about a quarter turn's periods at max_angular_rps)", range=(1, 100)),
     ParamSpec("cmd_vel_stamped", False, "publish geometry_msgs/TwistStamped (ros2_control's diff_drive_controller, "
               "the simulator) instead of Twist (TurtleBot3 on Humble)"),
     ParamSpec("stamp_match", False, "build a step's observation only from goals and mission state stamped like "

@@ -65,7 +65,8 @@ class AdapterNode(Node, AdapterOutputs):
             raise ParameterError(f"{self.robot_id}: parameter policy is empty: give the policy the robot node runs")
         try:
             manifest = load_manifest(s["policy"])
-            limits = BaseLimits(s["max_linear_mps"], s["max_angular_rps"], s["heading_gain"], s["reverse"])
+            limits = BaseLimits(s["max_linear_mps"], s["max_angular_rps"], s["heading_gain"], s["reverse"],
+                                s["lookahead_periods"])
             self.core = AdapterCore(self.robot_id, manifest, s["drive"], limits, self, frame_id=s["frame_id"],
                                     period_s=s["period_s"], stamp_match=s["stamp_match"],
                                     cmd_timeout_s=s["cmd_timeout_s"], source=s["policy"])

@@ -151,6 +151,12 @@ def test_holonomic_setpoint_is_the_trained_point_mass_one_period_later(manifest)
     assert v == pytest.approx((0.2 * (1 - d.drag) + 0.5 * d.dt, -0.1 * (1 - d.drag) + 1.0 * d.dt))
     command = ad.holonomic_command(v, p, LIMITS)
     assert ad.rotate(command.vx, command.vy, p.yaw) == pytest.approx(v), "in the base's own axes"
+    # A differential drive looks further: the velocity after k periods with the force held.
+    k = 3
+    ahead = ad.velocity_setpoint(np.array([0.5, 1.0]), p, manifest, periods=k)
+    keep = (1 - d.drag) ** k
+    gain = d.dt * sum((1 - d.drag) ** i for i in range(k))
+    assert ahead == pytest.approx((0.2 * keep + 0.5 * gain, -0.1 * keep + 1.0 * gain))
     slow = ad.holonomic_command((3.0, 4.0), pose(yaw=0.0), ad.BaseLimits(0.5, 1.0))
     assert math.hypot(slow.vx, slow.vy) == pytest.approx(0.5)
 

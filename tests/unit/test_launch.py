@@ -107,7 +107,7 @@ def test_launch_file_runs_the_shared_process_list(launch_module):
     assert declared["scenario"] == "coverage" and Path(declared["policy"]) == ROOT / "policies/coverage/policy.onnx"
     assert declared["realtime_priority"] == "0" and declared["use_sim"] == "true"
     sim = {"scenario": "coverage", "mode": "realtime", "rate": 20.0, "episodes": int(declared["episodes"]),
-           "seed": int(declared["seed"]), "realtime_priority": 0}
+           "seed": int(declared["seed"]), "realtime_priority": 0, "interface": "observation", "drive": "holonomic"}
     keys = Path(nodes[0].kwargs["parameters"][0]["roster"]).parent  # fresh keys for this launch
     want = swarm_nodes(simulated_fleet(3), str(policy), sim, {}, keys_dir=str(keys))
     assert (keys / "roster.yaml").is_file() and (keys / "robot_2.key").is_file()
@@ -133,6 +133,23 @@ def test_launch_without_the_simulator_starts_robots_and_their_manager(launch_mod
     assert (robot["deadline_s"], robot["lease_steps"], robot["autostart"]) == (0.06, 5, False)
     assert robot["allow_unsigned"] is True and "roster" not in robot
     assert nodes[2].kwargs["parameters"][0]["node_names"] == ["/scout_1/policy", "/scout_2/policy"]
+
+
+def test_launch_with_odometry_starts_an_adapter_per_robot(launch_module):
+    _, nodes = _run(launch_module, use_sim="false", num_robots="2", allow_unsigned="true", interface="odometry",
+                    drive="diff_drive", max_linear_mps="0.22")
+    assert [(n.kwargs["namespace"], n.kwargs["executable"]) for n in nodes] == [
+        ("/robot_0", "robot_node"), ("/robot_1", "robot_node"), ("/robot_0", "adapter"), ("/robot_1", "adapter"),
+        ("/", "lifecycle_manager")]
+    adapter = nodes[2].kwargs["parameters"][0]
+    assert (adapter["drive"], adapter["cmd_vel_stamped"], adapter["max_linear_mps"]) == ("diff_drive", False, 0.22)
+    assert "stamp_match" not in adapter
+    assert nodes[-1].kwargs["parameters"][0]["node_names"] == ["/robot_0/policy", "/robot_1/policy"]
+    # Under the lockstep simulator the adapters match its stamps and stamp their commands.
+    specs = swarm_nodes(simulated_fleet(2), "p", {**SIM, "interface": "odometry", "drive": "diff_drive"})
+    assert [s.label for s in specs] == ["robot_0", "robot_1", "robot_0_adapter", "robot_1_adapter",
+                                        "lifecycle_manager", "sim"]
+    assert specs[2].parameters == {"policy": "p", "stamp_match": True, "cmd_vel_stamped": True, "drive": "diff_drive"}
 
 
 def test_swarm_nodes_robots_then_manager_then_simulator():
