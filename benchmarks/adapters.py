@@ -58,24 +58,28 @@ def compare(rows: list[dict]) -> None:
         row["same_episodes"] = sum(a == b for a, b in pairs)
         row["success_gap"] = round(row["success_rate"] - direct["success_rate"], 4)
         row["within_target"] = abs(row["success_gap"]) <= TARGET
+        steps = [s for s in row["steps_to_success"] if s is not None]
+        row["mean_steps"] = round(sum(steps) / len(steps), 1) if steps else None
 
 
 def markdown(rows: list[dict], machine: str) -> str:
     n, episodes = rows[0]["robots"], rows[0]["episodes"]
     lines = [f"# The adapters in the loop: coverage, N = {n}, {episodes} episodes, lockstep, seed 0", "",
              "Regenerate: `make bench-adapters` (benchmarks/adapters.py). Machine: " + machine + ".", "",
-             "| path | success | gap to direct | same episodes as direct | steps/s | misses | invalid commands "
-             "| adapter rejects |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| path | success | gap to direct | mean steps | same episodes as direct | steps/s | misses "
+             "| invalid commands | adapter rejects |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rejects = "-" if r["adapter_rejects"] is None else (sum(r["adapter_rejects"].values()) or 0)
-        lines.append(f"| {r['label']} | {r['success_rate']:.3f} | {r['success_gap']:+.3f} | "
+        lines.append(f"| {r['label']} | {r['success_rate']:.3f} | {r['success_gap']:+.3f} | {r['mean_steps']} | "
                      f"{r['same_episodes']}/{r['episodes']} | {r['steps_per_s']} | {r['deadline_misses']} | "
                      f"{r['invalid_actions']} | {rejects} |")
     lines += ["", f"Target: success within {TARGET} of the direct path for both bodies. The holonomic adapter "
               "inverts the trained point mass (force -> the velocity one period later -> the force that "
               "reaches it), so it replays the direct path's episodes; the differential drive turns toward the "
-              "velocity first (robot_runtime.adapters.unicycle_command), so its episodes differ.", ""]
+              "velocity 4 periods on (robot_runtime.adapters.unicycle_command), so its episodes differ. Mean "
+              "steps: of the successful episodes. steps/s: lockstep rate of the whole swarm on this machine (the adapter "
+              "paths run twice the processes).", ""]
     return "\n".join(lines)
 
 
