@@ -78,8 +78,8 @@ def markdown(rows: list[dict], machine: str) -> str:
               "inverts the trained point mass (force -> the velocity one period later -> the force that "
               "reaches it), so it replays the direct path's episodes; the differential drive turns toward the "
               "velocity 4 periods on (robot_runtime.adapters.unicycle_command), so its episodes differ. Mean "
-              "steps: of the successful episodes. steps/s: lockstep rate of the whole swarm on this machine (the adapter "
-              "paths run twice the processes).", ""]
+              "steps: of the successful episodes. steps/s: lockstep rate of the whole swarm on this machine "
+              "(the adapter paths run twice the processes).", ""]
     return "\n".join(lines)
 
 
