@@ -21,6 +21,7 @@ geometry_msgs/PoseArray in, geometry_msgs/Twist or TwistStamped out).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,15 +30,19 @@ import numpy as np
 from robot_runtime.manifest import POINT_MASS_FORCE, Manifest, ManifestError
 
 # Why an input was refused (counted per reason in the adapter's diagnostics).
-REJECT_ODOM = "odometry_not_finite"
+REJECT_ODOM = "odometry_invalid"  # not finite, beyond MAX_MAGNITUDE, or not a unit quaternion
 REJECT_FRAME = "frame_mismatch"
 REJECT_STAMP = "stamp_before_epoch"
-REJECT_GOALS = "goals_not_finite"
+REJECT_GOALS = "goals_invalid"  # not finite or beyond MAX_MAGNITUDE
 REJECT_TOO_MANY_GOALS = "too_many_goals"
 REJECT_MISSION = "mission_mismatch"  # goal flags that do not match the goals in number
 REJECT_ACTION = "action_invalid"  # wrong size or not finite: a zero command instead
 REJECT_ACTION_ID = "action_wrong_robot"
+REJECT_STALE = "action_without_fresh_odometry"  # a zero command instead
 MAX_GOALS = 256  # bounds what a goals message may cost each observation
+MAX_MAGNITUDE = 1e6  # m, m/s: beyond it a value is garbage, and float32 features would overflow to inf
+QUATERNION_TOLERANCE = 0.01  # |norm - 1| of an orientation that is taken as a rotation
+FRESH_POSE_PERIODS = 2  # an action of the robot's own clock answers the latest pose if it is this recent
 HOLONOMIC, DIFF_DRIVE = "holonomic", "diff_drive"
 DRIVES = (HOLONOMIC, DIFF_DRIVE)
 
@@ -54,8 +59,8 @@ class Pose2D:
 
 
 def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
-    """Heading of a quaternion (rotation about z), as tf2's getYaw."""
-    return math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    """Heading (rotation about z) of a quaternion, as tf2's getYaw; any scale of it gives the same angle."""
+    return math.atan2(2.0 * (qw * qz + qx * qy), qw * qw + qx * qx - qy * qy - qz * qz)
 
 
 def rotate(x: float, y: float, angle: float) -> tuple[float, float]:
@@ -66,9 +71,11 @@ def rotate(x: float, y: float, angle: float) -> tuple[float, float]:
 def pose_from_odometry(position: tuple[float, float], orientation: tuple[float, float, float, float],
                        body_velocity: tuple[float, float]) -> Pose2D | None:
     """nav_msgs/Odometry's pose (in its frame) and twist (REP 105: in the child, body, frame) as a Pose2D;
-    None if any value is not finite."""
-    values = (*position, *orientation, *body_velocity)
-    if not all(math.isfinite(v) for v in values):
+    None if a value is not finite or beyond MAX_MAGNITUDE, or the orientation is not a unit quaternion."""
+    values = (*position, *body_velocity)
+    if not all(math.isfinite(v) and abs(v) <= MAX_MAGNITUDE for v in (*values, *orientation)):
+        return None
+    if abs(math.sqrt(sum(q * q for q in orientation)) - 1.0) > QUATERNION_TOLERANCE:
         return None
     yaw = yaw_of(*orientation)
     vx, vy = rotate(*body_velocity, yaw)
@@ -134,7 +141,7 @@ def goals_problem(goals: np.ndarray) -> str:
     """'' if `goals` ([T, 2]) can make task tokens, else the REJECT_* reason."""
     if len(goals) > MAX_GOALS:
         return REJECT_TOO_MANY_GOALS
-    return "" if np.isfinite(goals).all() else REJECT_GOALS
+    return "" if np.isfinite(goals).all() and (np.abs(goals) <= MAX_MAGNITUDE).all() else REJECT_GOALS
 
 
 def mission_problem(goals: np.ndarray, mission: MissionFlags) -> str:
@@ -221,13 +228,16 @@ def wrap(angle: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
+UNICYCLE_DEADBAND = 0.01  # of max_linear
+
+
 def unicycle_command(velocity: tuple[float, float], pose: Pose2D, limits: BaseLimits, period_s: float) -> Command:
     """A differential drive's (forward speed, turn rate) toward a mission-frame velocity: turn to face it
     (heading_gain of the error per period, within max_angular; the tail first when backing up is
     shorter and allowed) while driving the velocity's component along the heading."""
     speed = math.hypot(*velocity)
-    if speed < 1e-9:
-        return STOP
+    if speed < UNICYCLE_DEADBAND * limits.max_linear:
+        return STOP  # no direction worth turning to: a robot at rest would spin on the noise
     error = wrap(math.atan2(velocity[1], velocity[0]) - pose.yaw)
     direction = 1.0
     if limits.reverse and abs(error) > math.pi / 2:
@@ -260,6 +270,7 @@ def step_of_stamp(stamp_ns: int, period_s: float) -> int:
 # -- the adapter's decision logic (the ROS node only moves messages) --------------------------------
 
 POSES_KEPT = 16  # steps whose pose an action may still answer (a robot's deadline is a period or two)
+WAITING = ("odometry", "goals", "mission state for the goals")  # AdapterCore.waiting_for
 
 
 @dataclass(frozen=True)
@@ -286,6 +297,7 @@ class AdapterStats:
     commands: int = 0
     stops: int = 0  # zero commands: the robot's stop flag, an invalid action, or the command timeout
     command_timeouts: int = 0
+    clock_resets: int = 0  # odometry stamped before the newest observed: the poses kept are dropped
     resent: int = 0  # a repeated odometry stamp answered with the command already sent for it
 
 
@@ -308,8 +320,9 @@ class AdapterCore:
         self.cmd_timeout_s = cmd_timeout_s
         self.goals: tuple[Stamped, np.ndarray] | None = None
         self.mission: tuple[int, MissionFlags] | None = None
-        self.pending: tuple[Stamped, Pose2D] | None = None  # odometry waiting for goals or mission state
-        self.poses: dict[int, tuple[int, Pose2D]] = {}  # step -> (stamp, pose) observed, newest POSES_KEPT
+        self.pending: tuple[Stamped, Pose2D, float] | None = None  # odometry waiting for goals or mission state
+        # step -> (stamp, pose, received at) of the last POSES_KEPT observations, in arrival order
+        self.poses: OrderedDict[int, tuple[int, Pose2D, float]] = OrderedDict()
         self.last_observed: tuple[int, int] = (-1, -1)  # (step, stamp) of the last observation sent
         self.last_command: tuple[int, Command, int | None] | None = None  # (step, command, stamp)
         self.last_action: tuple | None = None  # (step, stop, values) of the last action taken
@@ -334,7 +347,7 @@ class AdapterCore:
         if (step, header.stamp_ns) == self.last_observed:
             self._repeat(step)
             return
-        self.pending = (header, pose)
+        self.pending = (header, pose, now)
         self._try_observe()
 
     def on_goals(self, header: Stamped, goals: np.ndarray, now: float) -> None:
@@ -372,14 +385,16 @@ class AdapterCore:
         if key == self.last_action:
             return  # a copy (the robot node repeats actions for a lossy link)
         self.last_action = key
-        stamp, pose = self.poses.get(step, (None, None))
-        if pose is None:  # a step of the robot's own clock: answer the newest pose, stamped now
-            pose = max(self.poses.values(), key=lambda sp: sp[0], default=(None, None))[1]
+        stamp, pose, _ = self.poses.get(step, (None, None, None))
+        if pose is None and self.poses:  # a step of the robot's own clock: the latest pose if fresh, stamped now
+            _, latest, received = next(reversed(self.poses.values()))
+            pose = latest if now - received <= FRESH_POSE_PERIODS * self.period_s else None
         self.last_action_at, self.timed_out = now, False
-        command = None if stop or pose is None else command_for(values, pose, self.manifest, self.drive,
-                                                                   self.limits, self.period_s)
-        if command is None and not stop and pose is not None:
-            self.reject(REJECT_ACTION)
+        command = None
+        if not stop:
+            command = command_for(values, pose, self.manifest, self.drive, self.limits, self.period_s) if pose else None
+            if command is None:
+                self.reject(REJECT_ACTION if pose is not None else REJECT_STALE)
         self._send(step, command or STOP, stamp, stopped=command is None)
 
     def poll(self, now: float) -> None:
@@ -392,24 +407,44 @@ class AdapterCore:
 
     # -- outputs ------------------------------------------------------------------------------------
 
+    @property
+    def waiting_for(self) -> str:
+        """What keeps the adapter from observing (WAITING), or ''."""
+        if self.pending is None and not self.poses:
+            return WAITING[0]
+        if self.goals is None:
+            return WAITING[1]
+        if self.builder.needs_mission and (self.mission is None or self.mission[0] != self.goals[0].stamp_ns):
+            return WAITING[2]
+        return ""
+
+    def _mission_for_goals(self) -> MissionFlags | None:
+        """The flags that belong to the current goals (MissionState.stamp is their stamp); None where the
+        layout has no flags."""
+        return self.mission[1] if self.builder.needs_mission else None
+
     def _try_observe(self) -> None:
-        if self.pending is None or self.goals is None or (self.builder.needs_mission and self.mission is None):
+        if self.pending is None or self.waiting_for:
             return
-        header, pose = self.pending
+        header, pose, received = self.pending
         goals_header, goals = self.goals
-        if self.stamp_match and (goals_header.stamp_ns != header.stamp_ns
-                                 or (self.builder.needs_mission and self.mission[0] != header.stamp_ns)):
+        if self.stamp_match and goals_header.stamp_ns != header.stamp_ns:
             return  # a lockstep world: this step's goals and flags are on their way
-        mission = self.mission[1] if self.mission is not None else None
+        mission = self._mission_for_goals()
         if mission is not None and mission_problem(goals, mission):
             self.reject(REJECT_MISSION)
+            self.pending = None
             return
         self.pending = None
         step = step_of_stamp(header.stamp_ns, self.period_s)
         self_f, tasks = self.builder.build(self.robot_id, pose, goals, mission)
-        self.poses[step] = (header.stamp_ns, pose)
+        if self.poses and header.stamp_ns < next(reversed(self.poses.values()))[0]:
+            self.stats.clock_resets += 1  # a reset simulator, a looped bag, a restarted driver
+            self.poses.clear()
+        self.poses[step] = (header.stamp_ns, pose, received)
+        self.poses.move_to_end(step)
         while len(self.poses) > POSES_KEPT:
-            del self.poses[min(self.poses)]
+            self.poses.popitem(last=False)
         self.last_observed = (step, header.stamp_ns)
         self.stats.observations += 1
         self.outputs.observe(step, header.stamp_ns, self_f, tasks)
@@ -421,11 +456,10 @@ class AdapterCore:
             self.stats.resent += 1
             self.outputs.command(self.last_command[1], self.last_command[2])
             return
-        stamp, pose = self.poses[step]
-        mission = self.mission[1] if self.mission is not None else None
-        if mission is not None and mission_problem(self.goals[1], mission):
-            self.reject(REJECT_MISSION)
-            return
+        stamp, pose, _ = self.poses.get(step, (None, None, None))
+        mission = self._mission_for_goals()
+        if pose is None or self.waiting_for or (mission is not None and mission_problem(self.goals[1], mission)):
+            return  # the inputs of that observation are gone: the next odometry makes a new one
         self_f, tasks = self.builder.build(self.robot_id, pose, self.goals[1], mission)
         self.outputs.observe(step, stamp, self_f, tasks)
 

@@ -104,12 +104,12 @@ class LockstepBus:
         """Build every message first, then publish back to back: the first robots to hear theirs wake
         and take the CPU, so the last one's should not also wait for the building of the others'."""
         targets = observations if only is None else {r: observations[r] for r in only}
-        messages = [(self.obs_pubs[r], self.message(step, stamp, value)) for r, value in targets.items()]
+        messages = [(self.obs_pubs[r], self.message(step, stamp, value, r)) for r, value in targets.items()]
         for _ in range(self.copies):
             for pub, msg in messages:
                 pub.publish(msg)
 
-    def message(self, step: int, stamp: Any, value: tuple[np.ndarray, np.ndarray]) -> Observation:
+    def message(self, step: int, stamp: Any, value: tuple[np.ndarray, np.ndarray], robot_id: str = "") -> Observation:
         self_f, tasks = value
         return Observation(stamp=stamp, step=step, self_features=self_f.tolist(), task_features=tasks.ravel().tolist(),
                            task_count=tasks.shape[0])
@@ -164,8 +164,8 @@ class OdometryBus(LockstepBus):
             self.mission_pub.publish(MissionState(stamp=stamp, goal_flags=goal_flags, flagged_robots=flagged))
         super().publish(step, observations, stamp, only)
 
-    def message(self, step: int, stamp: Any, value: BodyState) -> Odometry:
-        msg = Odometry(header=Header(stamp=stamp, frame_id=self.FRAME_ID))
+    def message(self, step: int, stamp: Any, value: BodyState, robot_id: str = "") -> Odometry:
+        msg = Odometry(header=Header(stamp=stamp, frame_id=self.FRAME_ID), child_frame_id=f"{robot_id}/base_link")
         msg.pose.pose.position.x, msg.pose.pose.position.y = value.x, value.y
         msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(value.yaw / 2), math.cos(value.yaw / 2)
         msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.angular.z = value.vx, value.vy, value.wz

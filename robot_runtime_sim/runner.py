@@ -48,6 +48,7 @@ from robot_runtime_sim.params import SIM_NODE
 from robot_runtime_sim.world import VmasWorld
 
 FORMATION_STABLE_STEPS = 5  # realtime: lockstep steps in a row with the whole team before the clock starts
+PENDING_AHEAD = 2  # actions kept for steps at most this far ahead of the current one
 FORMATION_MAX_STEPS = 50  # realtime: lockstep steps at most before the clock starts anyway
 
 
@@ -118,6 +119,8 @@ class SimNode(Node):
             self.warn_once(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
             link.invalid += 1
             return
+        if not self.step <= int(msg.step) <= self.step + PENDING_AHEAD:
+            return  # late, or far ahead: not this step's answer, and kept it would grow without bound
         link.pending[int(msg.step)] = values
         link.team_size = int(msg.team_size)
         if self.mode == "realtime":
@@ -137,7 +140,11 @@ class SimNode(Node):
         if stamp_ns % self.period_ns:
             link.unanswered += 1  # a stop of the adapter's own (command timeout, exit): it answers no step
             return
-        link.pending[stamp_ns // self.period_ns] = values
+        step = stamp_ns // self.period_ns
+        if not self.step <= step <= self.step + PENDING_AHEAD:
+            link.unanswered += 1  # not this step's answer: kept, it would grow without bound
+            return
+        link.pending[step] = values
 
     def _on_status(self, robot_id: str, msg: SwarmStatus) -> None:
         link = self.robots[robot_id]

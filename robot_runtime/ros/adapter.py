@@ -53,6 +53,12 @@ NODE_NAME = "adapter"
 NO_ODOMETRY_WARN_S = 1.0  # diagnostics: WARN when no odometry came for this long
 
 
+def _stamp_ns(stamp: Any) -> int:
+    """A stamp in nanoseconds; -1 (refused as before 1970) for a non-canonical one (nanosec >= 1e9),
+    which would wrap when stamped on again."""
+    return stamp_to_ns(stamp) if stamp.nanosec < 1_000_000_000 else -1
+
+
 class AdapterNode(Node, AdapterOutputs):
     def __init__(self, context: Any = None) -> None:
         super().__init__(NODE_NAME, context=context)
@@ -97,16 +103,18 @@ class AdapterNode(Node, AdapterOutputs):
         pose = pose_from_odometry((p.x, p.y), (q.x, q.y, q.z, q.w), (v.x, v.y))
         if pose is not None:
             self.odometry_at = now
-        self.core.on_odometry(Stamped(stamp_to_ns(msg.header.stamp), msg.header.frame_id), pose, now)
+        self.core.on_odometry(Stamped(_stamp_ns(msg.header.stamp), msg.header.frame_id), pose, now)
 
     def _on_goals(self, msg: PoseArray) -> None:
         goals = np.array([(p.position.x, p.position.y) for p in msg.poses[:MAX_GOALS + 1]], dtype=np.float64)
-        self.core.on_goals(Stamped(stamp_to_ns(msg.header.stamp), msg.header.frame_id), goals.reshape(-1, 2),
+        self.core.on_goals(Stamped(_stamp_ns(msg.header.stamp), msg.header.frame_id), goals.reshape(-1, 2),
                            time.monotonic())
 
     def _on_mission(self, msg: MissionState) -> None:
-        flags = MissionFlags(tuple(bool(f) for f in msg.goal_flags), frozenset(msg.flagged_robots))
-        self.core.on_mission(stamp_to_ns(msg.stamp), flags, time.monotonic())
+        # Sliced before conversion: a flood costs at most what the size check needs to see.
+        flags = MissionFlags(tuple(bool(f) for f in msg.goal_flags[:MAX_GOALS + 1]),
+                             frozenset(msg.flagged_robots[:MAX_GOALS + 1]))
+        self.core.on_mission(_stamp_ns(msg.stamp), flags, time.monotonic())
 
     def _on_action(self, msg: Action) -> None:
         self.core.on_action(msg.robot_id, int(msg.step), np.asarray(msg.values, dtype=np.float64),
@@ -134,6 +142,16 @@ class AdapterNode(Node, AdapterOutputs):
     # -- loop --------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        try:
+            self._loop()
+        finally:
+            self.command(STOP, None)  # leaving, however: the base must not keep the last command
+        if self.settings["stats_json"]:
+            write_json({"robot_id": self.robot_id, "drive": self.core.drive, **asdict(self.core.stats),
+                        "rejects": dict(self.core.rejects)}, self.settings["stats_json"])
+        return 0
+
+    def _loop(self) -> None:
         while not self.stop_requested and rclpy.ok(context=self.context):
             now = time.monotonic()
             timeout = self.next_status - now
@@ -145,12 +163,6 @@ class AdapterNode(Node, AdapterOutputs):
             if now >= self.next_status:
                 self.next_status = max(self.next_status + self.settings["status_period_s"], now)
                 self.publish_diagnostics(now)
-        if self.core.last_command is not None:
-            self.command(STOP, None)  # leaving: the base must not keep the last command
-        if self.settings["stats_json"]:
-            write_json({"robot_id": self.robot_id, "drive": self.core.drive, **asdict(self.core.stats),
-                        "rejects": dict(self.core.rejects)}, self.settings["stats_json"])
-        return 0
 
     def publish_diagnostics(self, now: float) -> None:
         core, stats = self.core, self.core.stats
@@ -158,6 +170,7 @@ class AdapterNode(Node, AdapterOutputs):
         values = {"drive": core.drive, "frame_id": core.frame_id, "odometry": stats.odometry,
                   "observations": stats.observations, "commands": stats.commands, "stops": stats.stops,
                   "command_timeouts": stats.command_timeouts, "resent": stats.resent,
+                  "clock_resets": stats.clock_resets, "waiting_for": core.waiting_for or "-",
                   "rejects": sum(core.rejects.values()), **{f"rejects.{r}": c for r, c in sorted(core.rejects.items())}}
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if silent else DiagnosticStatus.OK, name=f"{self.robot_id}/adapter",

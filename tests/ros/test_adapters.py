@@ -122,7 +122,7 @@ def test_an_adapter_process_refuses_hostile_input_and_sends_only_finite_twists(t
         assert drive.linear.x > 0 and drive.linear.y == 0.0, "a diff drive gets forward speed only"
         assert (stop.linear.x, stop.angular.z) == (0.0, 0.0)
 
-        want = {"rejects.odometry_not_finite": "1", "rejects.frame_mismatch": "1", "rejects.too_many_goals": "1",
+        want = {"rejects.odometry_invalid": "1", "rejects.frame_mismatch": "1", "rejects.too_many_goals": "1",
                 "rejects.action_invalid": "1"}
         assert spin_until(lambda: rejects() == want), rejects()
         assert proc.poll() is None, "the adapter must survive all of it"

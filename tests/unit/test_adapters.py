@@ -109,7 +109,7 @@ def test_hostile_inputs_are_counted_and_change_nothing(manifest):
     assert len(sink.observations) == before
     assert c.rejects == {ad.REJECT_ODOM: 1, ad.REJECT_FRAME: 2, ad.REJECT_STAMP: 1, ad.REJECT_GOALS: 1,
                          ad.REJECT_TOO_MANY_GOALS: 2}
-    c.on_mission(2 * PERIOD_NS, ad.MissionFlags((True,), frozenset()), 0.0)  # 1 flag for 2 goals
+    c.on_mission(1 * PERIOD_NS, ad.MissionFlags((True,), frozenset()), 0.0)  # 1 flag for the 2 goals of step 1
     c.on_odometry(header(2), pose(), 0.0)
     assert len(sink.observations) == before and c.rejects[ad.REJECT_MISSION] == 1
 
@@ -180,3 +180,24 @@ def test_poses_kept_are_bounded(manifest):
     for step in range(100):
         feed(c, step)
     assert len(c.poses) == ad.POSES_KEPT and min(c.poses) == 100 - ad.POSES_KEPT
+
+
+def test_a_clock_that_jumps_back_drops_the_old_poses_and_repeats_never_crash(manifest):
+    c, sink = core(manifest)
+    for step in range(100, 116):
+        feed(c, step)
+    feed(c, 0, pose(yaw=math.pi))  # a reset simulator, a looped bag
+    c.on_odometry(header(0), pose(yaw=math.pi), 0.0)  # and its repeat
+    assert c.stats.clock_resets == 1 and list(c.poses) == [0]
+    c.on_action("robot_1", 7, np.array([1.0, 0.0]), False, 0.0)  # a step of the robot's own clock
+    assert sink.commands[-1][0].vx < 0, "from the latest pose (facing back), not one from before the reset"
+    c.on_action("robot_1", 8, np.array([1.0, 0.0]), False, 5.0)  # that pose is seconds old by now
+    assert sink.commands[-1][0] == ad.STOP and c.rejects[ad.REJECT_STALE] == 1
+
+
+def test_odometry_must_be_a_rotation_and_of_a_sane_size():
+    assert ad.pose_from_odometry((0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0)) is None
+    assert ad.pose_from_odometry((0.0, 0.0), (0.0, 0.0, 2.0, 2.0), (0.0, 0.0)) is None
+    assert ad.pose_from_odometry((1e39, 0.0), (0.0, 0.0, 0.0, 1.0), (0.0, 0.0)) is None
+    assert ad.goals_problem(np.array([[1e39, 0.0]])) == ad.REJECT_GOALS
+    assert ad.unicycle_command((1e-6, 1e-6), pose(), LIMITS, 0.1) == ad.STOP, "no spinning on noise"
