@@ -22,8 +22,9 @@ import pytest
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
-ROBOT_COMMANDS = ["clean-shm", "discover", "doctor", "estop", "heartbeat", "keys", "manage", "node", "replay", "top"]
-EXECUTABLES = {"robot_node", "lifecycle_manager", "sim"}
+ROBOT_COMMANDS = ["adapter", "clean-shm", "discover", "doctor", "estop", "heartbeat", "keys", "manage", "node",
+                  "replay", "top"]
+EXECUTABLES = {"robot_node", "adapter", "lifecycle_manager", "sim"}
 
 
 @pytest.fixture(scope="module")
