@@ -323,7 +323,8 @@ class AdapterCore:
         self.pending: tuple[Stamped, Pose2D, float] | None = None  # odometry waiting for goals or mission state
         # step -> (stamp, pose, received at) of the last POSES_KEPT observations, in arrival order
         self.poses: OrderedDict[int, tuple[int, Pose2D, float]] = OrderedDict()
-        self.last_observed: tuple[int, int] = (-1, -1)  # (step, stamp) of the last observation sent
+        # (step, stamp, self features, task features) of the last observation sent: a repeat sends it again
+        self.last_observation: tuple[int, int, np.ndarray, np.ndarray] | None = None
         self.last_command: tuple[int, Command, int | None] | None = None  # (step, command, stamp)
         self.last_action: tuple | None = None  # (step, stop, values) of the last action taken
         self.last_action_at: float | None = None
@@ -344,7 +345,7 @@ class AdapterCore:
             return
         self.stats.odometry += 1
         step = step_of_stamp(header.stamp_ns, self.period_s)
-        if (step, header.stamp_ns) == self.last_observed:
+        if self.last_observation is not None and self.last_observation[:2] == (step, header.stamp_ns):
             self._repeat(step)
             return
         self.pending = (header, pose, now)
@@ -445,9 +446,9 @@ class AdapterCore:
         self.poses.move_to_end(step)
         while len(self.poses) > POSES_KEPT:
             self.poses.popitem(last=False)
-        self.last_observed = (step, header.stamp_ns)
+        self.last_observation = (step, header.stamp_ns, self_f, tasks)
         self.stats.observations += 1
-        self.outputs.observe(step, header.stamp_ns, self_f, tasks)
+        self.outputs.observe(*self.last_observation)
 
     def _repeat(self, step: int) -> None:
         """The same odometry again (a lockstep driver that heard no command): the command once more if
@@ -456,12 +457,7 @@ class AdapterCore:
             self.stats.resent += 1
             self.outputs.command(self.last_command[1], self.last_command[2])
             return
-        stamp, pose, _ = self.poses.get(step, (None, None, None))
-        mission = self._mission_for_goals()
-        if pose is None or self.waiting_for or (mission is not None and mission_problem(self.goals[1], mission)):
-            return  # the inputs of that observation are gone: the next odometry makes a new one
-        self_f, tasks = self.builder.build(self.robot_id, pose, self.goals[1], mission)
-        self.outputs.observe(step, stamp, self_f, tasks)
+        self.outputs.observe(*self.last_observation)
 
     def _send(self, step: int, command: Command, stamp_ns: int | None, stopped: bool) -> None:
         self.stats.commands += 1

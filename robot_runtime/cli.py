@@ -155,25 +155,27 @@ def add_ros_args(parser: argparse.ArgumentParser) -> None:
                         help="ROS arguments, e.g. --ros-args -p deadline_s:=0.05 (must come last)")
 
 
-def add_robot_commands(sub: argparse._SubParsersAction) -> None:
-    node = sub.add_parser("node", help="run one robot's policy as a ROS 2 node (rclpy + onnxruntime)",
-                          description="The robot node /<robot-id>/policy (robot_runtime.ros.node); the options "
-                                      "below are its ROS parameters.")
-    node.add_argument("--robot-id", required=True, help="unique robot id; also its ROS namespace (/ID/observation)")
-    node.add_argument("--policy", required=True, help="policy.onnx (its manifest .json beside it)")
-    add_arguments(node, ROBOT_NODE, skip=("policy",))
-    add_ros_args(node)
-    node.set_defaults(func=cmd_node)
+def _add_node_command(sub: argparse._SubParsersAction, command: str, func: Any, specs: tuple, node_name: str,
+                      text: str, robot_id_text: str, policy_text: str) -> None:
+    """A subcommand that runs one node of a robot (_run_robot_node): its options are the node's parameters."""
+    parser = sub.add_parser(command, help=text, description=f"The node /<robot-id>/{node_name} "
+                            f"(robot_runtime.ros.{command}); the options below are its ROS parameters.")
+    parser.add_argument("--robot-id", required=True, help=robot_id_text)
+    parser.add_argument("--policy", required=True, help=policy_text)
+    add_arguments(parser, specs, skip=("policy",))
+    add_ros_args(parser)
+    parser.set_defaults(func=func)
 
-    adapter = sub.add_parser("adapter", help="a robot's adapter: Odometry and goals to its Observation, its Action "
-                                             "to Twist (holonomic or differential drive)",
-                             description="The adapter node /<robot-id>/adapter (robot_runtime.ros.adapter); the "
-                                         "options below are its ROS parameters.")
-    adapter.add_argument("--robot-id", required=True, help="the robot whose node it serves (its ROS namespace)")
-    adapter.add_argument("--policy", required=True, help="the policy.onnx the robot node runs")
-    add_arguments(adapter, ADAPTER_NODE, skip=("policy",))
-    add_ros_args(adapter)
-    adapter.set_defaults(func=cmd_adapter)
+
+def add_robot_commands(sub: argparse._SubParsersAction) -> None:
+    _add_node_command(sub, "node", cmd_node, ROBOT_NODE, "policy",
+                      "run one robot's policy as a ROS 2 node (rclpy + onnxruntime)",
+                      "unique robot id; also its ROS namespace (/ID/observation)",
+                      "policy.onnx (its manifest .json beside it)")
+    _add_node_command(sub, "adapter", cmd_adapter, ADAPTER_NODE, "adapter",
+                      "a robot's adapter: Odometry and goals to its Observation, its Action to Twist (holonomic or "
+                      "differential drive)", "the robot whose node it serves (its ROS namespace)",
+                      "the policy.onnx the robot node runs")
 
     manage = sub.add_parser("manage", help="configure managed robot nodes, then activate them all together")
     manage.add_argument("nodes", nargs="+", help="node names, e.g. /robot_0/policy /robot_1/policy")

@@ -39,6 +39,7 @@ from robot_runtime.heap import GcPauseMeter, freeze_startup_heap
 from robot_runtime.metrics import WarnOnce, summary, write_json
 from robot_runtime.protocol import robot_ids, step_number
 from robot_runtime.ros import qos
+from robot_runtime.ros.node import stamp_to_ns
 from robot_runtime.ros.params import ParameterError, declare
 from robot_runtime.ros.process import ros_main
 from robot_runtime.ros.spinner import HotPathSpinner
@@ -119,9 +120,7 @@ class SimNode(Node):
             self.warn_once(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
             link.invalid += 1
             return
-        if not self.step <= int(msg.step) <= self.step + PENDING_AHEAD:
-            return  # late, or far ahead: not this step's answer, and kept it would grow without bound
-        link.pending[int(msg.step)] = values
+        self._pend(link, int(msg.step), values)
         link.team_size = int(msg.team_size)
         if self.mode == "realtime":
             link.last_action = values
@@ -136,15 +135,18 @@ class SimNode(Node):
             self.warn_once(f"bad:{robot_id}", f"{robot_id}: {problem}; holding it still instead")
             link.invalid += 1
             return
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if stamp_ns % self.period_ns:
-            link.unanswered += 1  # a stop of the adapter's own (command timeout, exit): it answers no step
-            return
-        step = stamp_ns // self.period_ns
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        # Stamped off the period: a stop of the adapter's own (command timeout, exit), no step's answer.
+        if stamp_ns % self.period_ns or not self._pend(link, stamp_ns // self.period_ns, values):
+            link.unanswered += 1
+
+    def _pend(self, link: RobotLink, step: int, values: np.ndarray) -> bool:
+        """Keep a robot's answer for `step` if it is the current step or one of the next PENDING_AHEAD: a late
+        one answers nothing, and any step kept would let a sender grow `pending` without bound."""
         if not self.step <= step <= self.step + PENDING_AHEAD:
-            link.unanswered += 1  # not this step's answer: kept, it would grow without bound
-            return
+            return False
         link.pending[step] = values
+        return True
 
     def _on_status(self, robot_id: str, msg: SwarmStatus) -> None:
         link = self.robots[robot_id]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import vmas
 
+from robot_runtime.adapters import rotate
 from robot_runtime.protocol import episode_seed
 from robot_runtime_sim.scenarios import make_scenario, scenario_info, set_episode_seeds
 from robot_runtime_sim.scenarios.base import BodyState
@@ -95,9 +96,8 @@ class VmasWorld:
         for agent in self.env.world.agents:
             x, y = agent.state.pos[0].tolist()
             yaw = float(agent.state.rot[0, 0])
-            c, s = math.cos(yaw), math.sin(yaw)
-            vx, vy = agent.state.vel[0].tolist()
-            out.append(BodyState(x, y, yaw, c * vx + s * vy, -s * vx + c * vy, float(agent.state.ang_vel[0, 0])))
+            vx, vy = rotate(*agent.state.vel[0].tolist(), -yaw)
+            out.append(BodyState(x, y, yaw, vx, vy, float(agent.state.ang_vel[0, 0])))
         return out
 
     def mission(self, robot_ids: list[str]) -> tuple[np.ndarray, list[bool], list[str]]:
@@ -119,7 +119,7 @@ class VmasWorld:
             return np.clip([vx, wz], -limits, limits).astype(np.float32), ""
         d = self.info.dynamics
         yaw = float(agent.state.rot[0, 0])
-        target = np.array([math.cos(yaw) * vx - math.sin(yaw) * vy, math.sin(yaw) * vx + math.cos(yaw) * vy])
+        target = np.array(rotate(vx, vy, yaw))
         velocity = agent.state.vel[0].numpy().astype(np.float64)
         force = d.mass * (target - (1.0 - d.drag) * velocity) / d.dt
         return np.clip(force, self.info.action.low, self.info.action.high).astype(np.float32), ""
