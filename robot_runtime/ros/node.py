@@ -422,9 +422,13 @@ class RobotNode(LifecycleNode):
 
     # -- loop --------------------------------------------------------------------------------------
 
-    def _clock_step(self) -> tuple[int, float]:
-        """The step the node's clock is in, and seconds until the next one (sim time: a short poll)."""
-        t = self._now_ns() * 1e-9
+    def _clock_step(self) -> tuple[int | None, float]:
+        """The step the node's clock is in, and seconds until the next one (sim time: a short poll). No step
+        (None) while ROS time reads 0: under use_sim_time, before the first /clock."""
+        ros_ns = self.get_clock().now().nanoseconds
+        if ros_ns == 0:
+            return None, self.period_s / 10
+        t = (ros_ns + self.clock_offset_ns) * 1e-9
         step = math.floor(t / self.period_s)
         left = (step + 1) * self.period_s - t
         return step, min(left, self.period_s / 10) if self.get_parameter("use_sim_time").value else left
@@ -467,7 +471,9 @@ class RobotNode(LifecycleNode):
         core = self.core
         if core is not None:
             if core.active and core.config.step_source == decision.CLOCK:
-                core.on_clock(self._clock_step()[0], now)
+                step = self._clock_step()[0]
+                if step is not None:
+                    core.on_clock(step, now)
             core.poll(now)
             if core.safety_tick(now) != self.report.safety_state:
                 self.next_status = now  # tell the operator at once
