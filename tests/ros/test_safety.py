@@ -90,8 +90,9 @@ def test_watchdog_zero_command_when_observations_stop(policy3, tmp_path, ros_dom
     fleet = Fleet(policy3, 2, ros_domain, tmp_path, watchdog_s=watchdog_s)
     d = fleet.driver
     try:
-        fleet.form(fleet.ids)
-        last = time.monotonic()  # no more observations from here on
+        fleet.form(fleet.ids)  # no more observations from here on
+        # From robot_0's last decision (its action's receipt): the step may have waited for robot_1 after it.
+        last = max(a.received for a in d.all_actions if a.robot_id == "robot_0" and not a.stop)
         assert d.spin_until(lambda: first_stop_after(fleet, "robot_0", last) is not None, 5.0), "no zero command"
         waited = first_stop_after(fleet, "robot_0", last) - last
         assert fleet.fresh_status("robot_0").safety_state == "watchdog"
