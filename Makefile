@@ -91,9 +91,9 @@ results-control: setup
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json
 
-# The shipped coverage recipe (one thread, as `make policy-coverage`) until N=4 greedy success >= 0.9.
+# The shipped coverage recipe (one thread, as `make policy-coverage`) until N=4 greedy success >= 0.9, 3 runs.
 bench-train-coverage: setup
-	OMP_NUM_THREADS=1 $(PY) benchmarks/train_time.py --scenario coverage --n-agents 4 --target 0.9 --seeds 1 \
+	OMP_NUM_THREADS=1 $(PY) benchmarks/train_time.py --scenario coverage --n-agents 4 --target 0.9 --seeds 1 --repeats 3 \
 		--train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
 		--json docs/results/train_time_coverage.json
 
