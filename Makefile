@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
@@ -84,6 +84,10 @@ eval-coverage: setup
 
 results-xor: setup
 	$(PY) -m robot_runtime_train.results.xor --out docs/results
+
+# MAPPO's entropy bonus on XOR (N = 2, 3) for no_mask, mlp and diamond, 3 seeds each -> docs/results/entropy.md.
+results-entropy: setup
+	$(PY) -m robot_runtime_train.results.entropy --out docs/results
 
 results-control: setup
 	$(PY) -m robot_runtime_train.results.control --out docs/results

@@ -36,10 +36,15 @@ class TrainConfig:
     lmbda: float = _f(0.95, "GAE lambda")
     # The bonus pulls back to the symmetric (uniform) saddle on XOR.
     entropy_coef: float = _f(0.0, "entropy bonus coefficient")
+    normalize_advantage: bool = _f(False, "standardise advantages in each minibatch")
+    init_log_std: float = _f(-0.5, "continuous actions: initial log std of the Gaussian")
     max_grad_norm: float = _f(1.0, "gradient norm clip")
     hidden: int = _f(64, "token width of the policy")
     layers: int = _f(2, "Diamond blocks")
     eval_every: int = _f(10, "greedy evaluation every this many iterations")
     eval_episodes: int = _f(1000, "episodes per evaluation during training")
+    # Rollouts already measure the sampled policy: evaluating greedily before it can succeed
+    # costs time and tells nothing.
+    eval_gate: float = _f(0.0, "skip a scheduled evaluation while the rollout's sampled success is below this")
     target_success: float | None = _f(None, "stop once a greedy evaluation reaches this success rate (e.g. 0.99)")
     progress: bool = _f(True, "show a progress bar")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
@@ -57,10 +58,10 @@ class RankNoise(nn.Module):
 class GaussianParams(nn.Module):
     """Continuous actions: the policy's mean plus a state-independent learned std."""
 
-    def __init__(self, policy: nn.Module, action_size: int) -> None:
+    def __init__(self, policy: nn.Module, action_size: int, init_log_std: float) -> None:
         super().__init__()
         self.policy = policy
-        self.log_std = nn.Parameter(torch.full((action_size,), -0.5))
+        self.log_std = nn.Parameter(torch.full((action_size,), init_log_std))
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc = self.policy(observation, noise)
@@ -87,7 +88,7 @@ def make_spec(config: TrainConfig, info: ScenarioInfo) -> PolicySpec:
     )
 
 
-def make_actor(policy: nn.Module, spec: PolicySpec) -> ProbabilisticActor:
+def make_actor(policy: nn.Module, spec: PolicySpec, init_log_std: float = -0.5) -> ProbabilisticActor:
     if spec.action.kind == "discrete":
         module = TensorDictModule(policy, in_keys=[OBS, NOISE], out_keys=[("agents", "logits")])
         return ProbabilisticActor(
@@ -97,7 +98,7 @@ def make_actor(policy: nn.Module, spec: PolicySpec) -> ProbabilisticActor:
             distribution_class=torch.distributions.Categorical,
             return_log_prob=True,
         )
-    params = GaussianParams(policy, spec.action.size)
+    params = GaussianParams(policy, spec.action.size, init_log_std)
     module = TensorDictModule(params, in_keys=[OBS, NOISE], out_keys=[("agents", "loc"), ("agents", "scale")])
     return ProbabilisticActor(
         module,
@@ -113,6 +114,12 @@ def gaussian_log_std(actor: ProbabilisticActor) -> torch.Tensor | None:
     return params.log_std if isinstance(params, GaussianParams) else None
 
 
+def sampled_success(data: TensorDictBase) -> float:
+    """Share of the rollout's environments that succeeded at least once (the sampled policy's success)."""
+    success = data.get(("next", "agents", "info", "success"))  # [E, T, N, 1]
+    return (success.flatten(1).amax(dim=1) > 0.5).float().mean().item()
+
+
 def train(config: TrainConfig, out_dir: str | Path) -> dict:
     """Train one policy; leaves checkpoint.pt, metrics.csv, policy.onnx and policy.json in out_dir."""
     out = Path(out_dir)
@@ -124,7 +131,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
     env = make_env(info, config.num_envs, config.device, config.seed)
     spec = make_spec(config, info)
     policy = build_policy(spec).to(device)
-    actor = make_actor(policy, spec).to(device)
+    actor = make_actor(policy, spec, config.init_log_std).to(device)
     obs_dim = env.observation_spec[OBS].shape[-1]
     critic_net = CentralCritic(obs_dim, config.n_agents).to(device)
     critic = TensorDictModule(critic_net, in_keys=[OBS], out_keys=[("agents", "state_value")])
@@ -136,7 +143,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         critic_network=critic,
         clip_epsilon=config.clip_epsilon,
         entropy_coeff=config.entropy_coef,
-        normalize_advantage=False,
+        normalize_advantage=config.normalize_advantage,
     )
     loss_module.set_keys(
         reward=REWARD,
@@ -146,13 +153,14 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         terminated=("agents", "terminated"),
     )
     loss_module.make_value_estimator(ValueEstimators.GAE, gamma=config.gamma, lmbda=config.lmbda)
-    optimiser = torch.optim.Adam(loss_module.parameters(), lr=config.lr, eps=1e-5)
+    # foreach: one kernel per step over all ~50 parameter tensors (PyTorch picks it only on CUDA).
+    optimiser = torch.optim.Adam(loss_module.parameters(), lr=config.lr, eps=1e-5, foreach=True)
 
     metrics_path = out / "metrics.csv"
     metrics_file = open(metrics_path, "w", newline="")
     writer = csv.writer(metrics_file)
-    writer.writerow(["iteration", "env_steps", "wall_s", "mean_reward", "loss_objective", "loss_critic", "entropy",
-                     "eval_success"])
+    writer.writerow(["iteration", "env_steps", "wall_s", "rollout_s", "update_s", "eval_s", "mean_reward",
+                     "rollout_success", "loss_objective", "loss_critic", "entropy", "eval_success"])
     env_steps = 0  # one step of one environment (N agents act in it)
     last_eval_success = None
     iterator = range(1, config.iterations + 1)
@@ -166,9 +174,11 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
         # random steps that flip a rank position (docs/design/policy-network.md).
         for group in optimiser.param_groups:
             group["lr"] = config.lr * (1.0 - (iteration - 1) / config.iterations)
+        phase_start = time.perf_counter()
         with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
             data = env.rollout(info.max_steps, policy=collect_policy, break_when_any_done=False)
         env_steps += data.numel()
+        rollout_s = time.perf_counter() - phase_start
         # GAE reads per-agent done flags; VMAS gives one per env.
         for key in ("done", "terminated"):
             flag = data.get(("next", key))
@@ -179,6 +189,7 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
                 params=loss_module.critic_network_params,
                 target_params=loss_module.target_critic_network_params,
             )
+        phase_start = time.perf_counter()
         flat = data.reshape(-1)
         size = flat.shape[0] // config.minibatches
         for _ in range(config.epochs):
@@ -191,13 +202,19 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict:
                 loss.backward()
                 nn.utils.clip_grad_norm_(loss_module.parameters(), config.max_grad_norm)
                 optimiser.step()
+        update_s = time.perf_counter() - phase_start
+        phase_start = time.perf_counter()
+        rollout_success = sampled_success(data)
         eval_success = None
-        if iteration % config.eval_every == 0 or iteration == config.iterations:
+        scheduled = iteration % config.eval_every == 0 and rollout_success >= config.eval_gate
+        if scheduled or iteration == config.iterations:
             result = greedy_success(policy, info, config.eval_episodes, seed=10_000 + iteration, device=config.device)
             eval_success = result["success_rate"]
+        eval_s = time.perf_counter() - phase_start
         mean_reward = data.get(("next", *REWARD)).mean().item()
         writer.writerow([
-            iteration, env_steps, round(time.perf_counter() - start, 3), round(mean_reward, 5),
+            iteration, env_steps, round(time.perf_counter() - start, 3), round(rollout_s, 3), round(update_s, 3),
+            round(eval_s, 3), round(mean_reward, 5), round(rollout_success, 4),
             round(losses["loss_objective"].item(), 5), round(losses["loss_critic"].item(), 5),
             round(losses["entropy"].mean().item(), 5), "" if eval_success is None else eval_success,
         ])

@@ -112,19 +112,32 @@ class DiamondBlock(nn.Module):
         self.scale = 1.0 / math.sqrt(hidden)
 
     def forward(self, ego: Tensor, tasks: Tensor, agents: Tensor, agent_visible: Tensor) -> Tensor:
+        # The token sets do not change between blocks, only the ego does, so every projection that
+        # is linear in the tokens is moved onto the ego's side of the product: one matrix-vector per
+        # robot instead of one per token, the same function (tests/unit/test_policies.py checks it
+        # against the per-token form). Training's update is mostly these matmuls.
         tokens = torch.cat([tasks, agents], dim=1)
         task_visible = torch.ones(tasks.shape[:2], dtype=torch.bool, device=tasks.device)
         visible = torch.cat([task_visible, agent_visible], dim=1)
-        scores = torch.einsum("bh,bmh->bm", self.query(ego), self.key(tokens)) * self.scale
+        # q.(W t + b) = (W^T q).t + q.b; q.b is the same for every token and cancels in the softmax.
+        query = self.query(ego) @ self.key.weight
+        scores = (tokens * query[:, None, :]).sum(-1) * self.scale
         weights = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
-        attended = torch.einsum("bm,bmh->bh", weights, self.value(tokens))
+        # sum_m w_m (W t_m + b) = W (sum_m w_m t_m) + b, as the weights sum to 1.
+        attended = self.value((weights[:, :, None] * tokens).sum(1))
 
-        bridge = torch.einsum("bth,bmh->btm", self.task_query(tasks), self.agent_key(agents)) * self.scale
+        # The same per task, over agents: (Wq t + bq).(Wk a + bk) varies with a only through
+        # (Wq t + bq)^T Wk a, so one matrix Wq^T Wk maps each task into the agents' input space.
+        key_weight = self.agent_key.weight
+        task_queries = tasks @ (self.task_query.weight.T @ key_weight) + self.task_query.bias @ key_weight
+        bridge = torch.einsum("bth,bmh->btm", task_queries, agents) * self.scale
         bridge = torch.softmax(bridge.masked_fill(~agent_visible[:, None, :], float("-inf")), dim=-1)
-        ego_share = bridge[:, :, 0]  # agent 0 is the ego's own token
+        ego_share = bridge[:, :, 0] / tasks.shape[1]  # agent 0 is the ego's own token
         # Mean over tasks, not sum: a sum grows with the task count (= team size on coverage)
         # and puts other team sizes outside what training saw (docs/design/policy-network.md).
-        received = torch.einsum("bt,bth->bh", ego_share, self.task_value(tasks)) / tasks.shape[1]
+        # mean_t s_t (W t + b) = W (mean_t s_t t) + b mean_t s_t (the shares do not sum to 1).
+        pooled = (ego_share[:, :, None] * tasks).sum(1)
+        received = pooled @ self.task_value.weight.T + ego_share.sum(-1, keepdim=True) * self.task_value.bias
         return ego + self.update(torch.cat([ego, attended, received], dim=-1))
 
 

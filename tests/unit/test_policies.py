@@ -80,3 +80,35 @@ def test_agent_id_breaks_symmetry_by_index():
     with torch.no_grad():
         out = policy(obs, torch.rand(1, 2, 0))
     assert not torch.equal(out[0, 0], out[0, 1])
+
+
+def per_token_block(block, ego, tasks, agents, agent_visible):
+    """DiamondBlock as first written: keys and values of every token (the definition its forward rewrites)."""
+    tokens = torch.cat([tasks, agents], dim=1)
+    visible = torch.cat([torch.ones(tasks.shape[:2], dtype=torch.bool), agent_visible], dim=1)
+    scores = torch.einsum("bh,bmh->bm", block.query(ego), block.key(tokens)) * block.scale
+    weights = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+    attended = torch.einsum("bm,bmh->bh", weights, block.value(tokens))
+    bridge = torch.einsum("bth,bmh->btm", block.task_query(tasks), block.agent_key(agents)) * block.scale
+    bridge = torch.softmax(bridge.masked_fill(~agent_visible[:, None, :], float("-inf")), dim=-1)
+    received = torch.einsum("bt,bth->bh", bridge[:, :, 0], block.task_value(tasks)) / tasks.shape[1]
+    return ego + block.update(torch.cat([ego, attended, received], dim=-1))
+
+
+@pytest.mark.parametrize("n_agents,n_tasks", [(2, 2), (4, 4), (8, 3)])
+def test_block_equals_its_per_token_definition(n_agents, n_tasks):
+    """The block moves every projection linear in the tokens onto the ego (training's cost);
+    with random weights and biases it computes the per-token form to float precision."""
+    from robot_runtime_train.policies import DiamondBlock
+
+    torch.manual_seed(n_agents)
+    block = DiamondBlock(16)
+    for param in block.parameters():
+        torch.nn.init.normal_(param, std=0.5)
+    ego, tasks, agents = torch.randn(32, 16), torch.randn(32, n_tasks, 16), torch.randn(32, n_agents, 16)
+    visible = torch.rand(32, n_agents) < 0.5
+    visible[:, 0] = True  # the ego's own token
+    with torch.no_grad():
+        expected = per_token_block(block, ego, tasks, agents, visible)
+        got = block(ego, tasks, agents, visible)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
