@@ -74,11 +74,12 @@ def expected_success(agent_probs: list[torch.Tensor]) -> float:
 
 
 def cell(method: str, n: int, coef: float, seeds: list[int], episodes: int, work: Path) -> dict:
-    iterations, lr = BUDGET[n]
+    budget = BUDGET[n]
     per_seed, probs = [], []
     for seed in seeds:
-        config = TrainConfig(method=method, n_agents=n, seed=seed, iterations=iterations, lr=lr, entropy_coef=coef,
-                             eval_every=10_000, progress=False)
+        config = TrainConfig(method=method, n_agents=n, seed=seed, iterations=budget.iterations, lr=budget.lr,
+                             normalize_advantage=budget.normalize_advantage, entropy_coef=coef, eval_every=10_000,
+                             progress=False)
         run_dir = work / f"{method}_n{n}_c{coef:g}_s{seed}"
         train(config, run_dir)
         result = evaluate(run_dir / "policy.onnx", [n], episodes, seed=1000 + seed)["results"][0]
@@ -88,7 +89,7 @@ def cell(method: str, n: int, coef: float, seeds: list[int], episodes: int, work
                          "self_play": round(expected_success([probs[-1]] * n), 4)})
     cross = [expected_success([probs[a]] + [probs[b]] * (n - 1))
              for a in range(len(seeds)) for b in range(len(seeds)) if a != b]
-    row = {"method": method, "n_agents": n, "entropy_coef": coef, "iterations": iterations, "lr": lr,
+    row = {"method": method, "n_agents": n, "entropy_coef": coef, "iterations": budget.iterations, "lr": budget.lr,
            "seeds": per_seed, "cross_play": round(statistics.mean(cross), 4) if cross else None}
     print(f"{method:8s} N=K={n} entropy {coef:<5g}: greedy {mean_std([s['greedy'] for s in per_seed])}, "
           f"distance {mean_std([s['distance_from_uniform'] for s in per_seed])}, "

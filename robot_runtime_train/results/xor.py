@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,19 +33,33 @@ RUNS = [
     ("diamond", "diamond", 0.5, 3),
     ("diamond", "diamond", 0.5, 4),
 ]
-# (PPO iterations, lr) per team size. N=2 uses the defaults; larger teams have more
-# rank positions to separate and were measured to need lr 1e-3 (N=3: 5/5 seeds).
-BUDGET = {2: (60, 3e-4), 3: (100, 1e-3), 4: (150, 1e-3)}
 
 
-def run_all(seeds: list[int], episodes: int, work: Path) -> list[dict]:
+@dataclass(frozen=True)
+class Budget:
+    iterations: int
+    lr: float
+    normalize_advantage: bool = False
+
+
+# Per team size. N=2 uses the defaults; larger teams have more rank positions to separate and
+# were measured to need lr 1e-3 (N=3: 5/5 seeds). N=4 also standardises advantages: without it,
+# seed 1 of 5 stayed at the saddle where ranks 2-4 play uniformly over the three actions rank 1
+# leaves (docs/design/policy-network.md).
+BUDGET = {2: Budget(60, 3e-4), 3: Budget(100, 1e-3), 4: Budget(150, 1e-3, normalize_advantage=True)}
+
+
+def run_all(seeds: list[int], episodes: int, work: Path, team_sizes: set[int]) -> list[dict]:
     rows = []
     for label, method, p, n in RUNS:
+        if n not in team_sizes:
+            continue
         per_seed = []
+        budget = BUDGET[n]
         for seed in seeds:
-            iterations, lr = BUDGET[n]
-            config = TrainConfig(method=method, dropout_p=p, n_agents=n, seed=seed, iterations=iterations, lr=lr,
-                                 eval_every=10_000, progress=False)
+            config = TrainConfig(method=method, dropout_p=p, n_agents=n, seed=seed, iterations=budget.iterations,
+                                 lr=budget.lr, normalize_advantage=budget.normalize_advantage, eval_every=10_000,
+                                 progress=False)
             run_dir = work / f"{method}_p{p}_n{n}_s{seed}"
             summary = train(config, run_dir)
             result = evaluate(run_dir / "policy.onnx", [n], episodes, seed=1000 + seed)["results"][0]
@@ -53,9 +68,18 @@ def run_all(seeds: list[int], episodes: int, work: Path) -> list[dict]:
             print(f"{label:22s} N=K={n} seed {seed}: greedy {result['success_rate']:.4f} "
                   f"sampled {result['success_rate_sampled']:.4f} ({summary['train_seconds']:.1f} s)", flush=True)
         rows.append({"label": label, "method": method, "dropout_p": p if method == "dropout" else None,
-                     "n_agents": n, "n_actions": n, "iterations": BUDGET[n][0], "lr": BUDGET[n][1],
+                     "n_agents": n, "n_actions": n, "iterations": budget.iterations, "lr": budget.lr,
+                     "normalize_advantage": budget.normalize_advantage, "measured": time.strftime("%Y-%m-%d"),
                      "seeds": per_seed})
     return rows
+
+
+def measured_line(rows: list[dict], meta: dict) -> str:
+    line = f"on {meta['machine']}, torch {meta['torch']}, {meta['wall_minutes']:.1f} min for the rows rerun last."
+    dates = {f"N={r['n_agents']}": r.get("measured", meta["date"]) for r in rows}
+    if len(set(dates.values())) == 1:
+        return f"Measured {meta['date']} {line}"
+    return "Measured " + ", ".join(f"{n} {d}" for n, d in dates.items()) + f" (`--team-sizes` reruns some), {line}"
 
 
 def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
@@ -63,7 +87,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         "# XOR game: Diamond Attention vs baselines",
         "",
         "Regenerate with `make results-xor` (`python -m robot_runtime_train.results.xor --out docs/results`).",
-        f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}, {meta['wall_minutes']:.1f} min in all.",
+        measured_line(rows, meta),
         "",
         f"Each row: {meta['n_seeds']} seeds trained from scratch (MAPPO, 1,024 envs per iteration, "
         f"the listed PPO iterations), each evaluated on {meta['episodes']} fresh episodes through the exported "
@@ -78,7 +102,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         greedy = [s["greedy"] for s in row["seeds"]]
         sampled = [s["sampled"] for s in row["seeds"]]
         per = ", ".join(f"{s['greedy']:.3f}/{s['sampled']:.3f}" for s in row["seeds"])
-        budget = f"{row['iterations']}, {row['lr']:g}"
+        budget = f"{row['iterations']}, {row['lr']:g}" + (", adv. norm." if row.get("normalize_advantage") else "")
         lines.append(f"| {row['label']} | {row['n_agents']} | {budget} | {mean_std(greedy)} | "
                      f"{mean_std(sampled)} | {per} |")
     lines += [
@@ -118,6 +142,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--work", default="runs/results_xor", help="where the runs are kept")
     parser.add_argument("--replot", action="store_true", help="rewrite xor.md and xor.png from xor.json only")
+    parser.add_argument("--team-sizes", default="2,3,4",
+                        help="rerun only the rows of these N; the other rows are kept from xor.json")
     args = parser.parse_args()
     out = Path(args.out)
     if args.replot:
@@ -127,7 +153,12 @@ def main() -> None:
         return
     torch.set_num_threads(2)
     start = time.time()
-    rows = run_all(list(range(args.seeds)), args.episodes, Path(args.work))
+    team_sizes = {int(n) for n in args.team_sizes.split(",")}
+    rerun = run_all(list(range(args.seeds)), args.episodes, Path(args.work), team_sizes)
+    kept = []
+    if team_sizes != set(BUDGET) and (out / "xor.json").exists():
+        kept = [r for r in json.loads((out / "xor.json").read_text())["rows"] if r["n_agents"] not in team_sizes]
+    rows = sorted(kept + rerun, key=lambda r: [run[0::3] for run in RUNS].index((r["label"], r["n_agents"])))
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
