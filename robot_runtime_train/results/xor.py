@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--work", default="runs/results_xor", help="where the runs are kept")
     parser.add_argument("--replot", action="store_true", help="rewrite xor.md and xor.png from xor.json only")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 beside another job)")
     parser.add_argument("--team-sizes", default="2,3,4",
                         help="rerun only the rows of these N; the other rows are kept from xor.json")
     args = parser.parse_args()
@@ -151,7 +152,7 @@ def main() -> None:
         write_markdown(data["rows"], data["meta"], out / "xor.md")
         write_chart(data["rows"], out / "xor.png")
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     start = time.time()
     team_sizes = {int(n) for n in args.team_sizes.split(",")}
     rerun = run_all(list(range(args.seeds)), args.episodes, Path(args.work), team_sizes)
