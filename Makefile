@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control bench-train bench-train-coverage bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control bench-train bench-train-coverage bench-train-phases bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
@@ -100,6 +100,11 @@ bench-train-coverage: setup
 	OMP_NUM_THREADS=1 $(PY) benchmarks/train_time.py --scenario coverage --n-agents 4 --target 0.9 --seeds 1 --repeats 3 \
 		--train-args "--num-envs 64 --lr 1e-3 --eval-every 25 --eval-episodes 500 --iterations 200" \
 		--json docs/results/train_time_coverage.json
+
+# Where a training iteration's time goes (rollout, update, evaluation): the coverage recipe and 32 envs, 1 and 2
+# threads, 7 iterations each (~4 min on a quiet machine).
+bench-train-phases: setup
+	$(PY) benchmarks/train_phases.py --json docs/results/train_phases.json
 
 # How a robot node waits (CPU per received broadcast: the wait set, EventsExecutor, the executors), then the
 # sim-in-the-loop swarm, N = 2..8 lockstep, then N = 8 real-time at 20 Hz, 3 runs of at least 2 minutes each.
