@@ -75,11 +75,12 @@ def run_all(seeds: list[int], episodes: int, work: Path, team_sizes: set[int]) -
 
 
 def measured_line(rows: list[dict], meta: dict) -> str:
-    line = f"on {meta['machine']}, torch {meta['torch']}, {meta['wall_minutes']:.1f} min for the rows rerun last."
+    run = f"on {meta['machine']}, torch {meta['torch']}, {meta['wall_minutes']:.1f} min"
     dates = {f"N={r['n_agents']}": r.get("measured", meta["date"]) for r in rows}
     if len(set(dates.values())) == 1:
-        return f"Measured {meta['date']} {line}"
-    return "Measured " + ", ".join(f"{n} {d}" for n, d in dates.items()) + f" (`--team-sizes` reruns some), {line}"
+        return f"Measured {meta['date']} {run} in all."
+    rows_by_date = ", ".join(f"{n} {d}" for n, d in dates.items())
+    return f"Rows measured {rows_by_date} (`--team-sizes` reruns some); the last run {meta['date']} {run}."
 
 
 def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
@@ -158,12 +159,13 @@ def main() -> None:
     rerun = run_all(list(range(args.seeds)), args.episodes, Path(args.work), team_sizes)
     kept = []
     if team_sizes != set(BUDGET) and (out / "xor.json").exists():
-        kept = [r for r in json.loads((out / "xor.json").read_text())["rows"] if r["n_agents"] not in team_sizes]
+        earlier = json.loads((out / "xor.json").read_text())
+        kept = [{"measured": earlier["meta"]["date"], **r} for r in earlier["rows"] if r["n_agents"] not in team_sizes]
     rows = sorted(kept + rerun, key=lambda r: [run[0::3] for run in RUNS].index((r["label"], r["n_agents"])))
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)",
         "torch": torch.__version__,
         "n_seeds": args.seeds,
         "episodes": args.episodes,
