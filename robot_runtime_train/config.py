@@ -36,6 +36,7 @@ class TrainConfig:
     lmbda: float = _f(0.95, "GAE lambda")
     # The bonus pulls back to the symmetric (uniform) saddle on XOR.
     entropy_coef: float = _f(0.0, "entropy bonus coefficient")
+    # Pooled over every agent's rows: one shared policy.
     normalize_advantage: bool = _f(False, "standardise advantages in each minibatch")
     init_log_std: float = _f(-0.5, "continuous actions: initial log std of the Gaussian")
     max_grad_norm: float = _f(1.0, "gradient norm clip")
