@@ -103,6 +103,8 @@ class DiamondBlock(nn.Module):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         self.query = nn.Linear(hidden, hidden)
+        # key.bias and agent_key.bias cancel in their softmaxes (forward): they get no gradient and are
+        # kept only so that every checkpoint loads.
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
         self.task_query = nn.Linear(hidden, hidden)
