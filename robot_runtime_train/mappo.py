@@ -88,7 +88,7 @@ def make_spec(config: TrainConfig, info: ScenarioInfo) -> PolicySpec:
     )
 
 
-def make_actor(policy: nn.Module, spec: PolicySpec, init_log_std: float = -0.5) -> ProbabilisticActor:
+def make_actor(policy: nn.Module, spec: PolicySpec, init_log_std: float) -> ProbabilisticActor:
     if spec.action.kind == "discrete":
         module = TensorDictModule(policy, in_keys=[OBS, NOISE], out_keys=[("agents", "logits")])
         return ProbabilisticActor(
