@@ -51,7 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from robot_runtime_train.evaluate import evaluate
 
     result = evaluate(args.policy, args.n_agents, args.episodes, args.seed, args.device, args.n_actions,
-                      per_episode=args.per_episode)
+                      per_episode=args.per_episode, scenario=args.scenario)
     write_json(result, args.json, echo=True)
     return 0
 
@@ -76,6 +76,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--n-agents", type=team_sizes, default=None,
                     help="team sizes, e.g. 2,3,4 or 2-8 (default: the trained size)")
     ev.add_argument("--n-actions", type=int, default=None, help="xor: K (default: as trained)")
+    ev.add_argument("--scenario", default=None,
+                    help="run zero-shot on this scenario (same token sizes; default: the one it was trained on)")
     ev.add_argument("--episodes", type=int, default=2000)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="cpu")

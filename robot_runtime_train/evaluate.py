@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robot_runtime.manifest import TokenLayout
 from robot_runtime.policy import OnnxPolicy
-from robot_runtime_sim.scenarios import scenario_info
+from robot_runtime_sim.scenarios import ScenarioInfo, scenario_info
 from robot_runtime_train.export import load_checkpoint
 from robot_runtime_train.policies import FLAT_METHODS, noise_width, peer_visibility, split_observation
 from robot_runtime_train.rollout import Actor, run_episodes
@@ -51,6 +52,18 @@ class LoadedPolicy:
     n_actions: int | None
     action_std: torch.Tensor | None
     actor_for: Callable[[int], Actor]  # team size -> actor; ValueError if it cannot run with that size
+    layout: TokenLayout
+    flat_input: int | None  # flat methods: the one input width they take; None: any team and task count
+
+    def check_runs_on(self, info: ScenarioInfo) -> None:
+        """ValueError, saying why, where this policy cannot take that scenario's observations."""
+        if info.layout.sizes != self.layout.sizes:
+            raise ValueError(f"token sizes (self, peer, task) {info.layout.sizes} of {info.name}, the policy takes "
+                             f"{self.layout.sizes}")
+        width = info.layout.flat_size(info.kwargs["n_agents"], info.n_tasks)
+        if self.flat_input is not None and width != self.flat_input:
+            raise ValueError(f"{self.method} takes {self.flat_input} input floats (trained on {self.scenario}, "
+                             f"N={self.trained_n}); {info.name} with N={info.kwargs['n_agents']} gives {width}")
 
 
 def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
@@ -64,14 +77,16 @@ def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
                 raise ValueError(f"{spec.method} policy was built for {spec.n_agents} agents, cannot run with {n}")
             return policy
 
+        flat = spec.layout.flat_size(spec.n_agents, spec.n_tasks) if spec.method in FLAT_METHODS else None
         return LoadedPolicy(checkpoint["config"]["scenario"], spec.method, spec.n_agents,
                             checkpoint["config"].get("n_actions"),
-                            log_std.exp().to(device) if log_std is not None else None, torch_actor)
+                            log_std.exp().to(device) if log_std is not None else None, torch_actor, spec.layout, flat)
     runner = OnnxPolicy(file, providers=["CPUExecutionProvider"], threads=2)
     m = runner.manifest
     std = torch.tensor(m.extra["action_std"]) if "action_std" in m.extra else None
+    flat = None if runner.token_based else m.layout.flat_size(m.n_agents_max, m.n_tasks)
     return LoadedPolicy(m.scenario, m.method, m.trained_n_agents, m.extra["train_config"].get("n_actions"), std,
-                        lambda n: onnx_actor(runner, n))
+                        lambda n: onnx_actor(runner, n), m.layout, flat)
 
 
 def resolve_policy(path: str | Path) -> tuple[str, Path]:
@@ -91,17 +106,21 @@ def resolve_policy(path: str | Path) -> tuple[str, Path]:
 
 
 def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: int, seed: int, device: str = "cpu",
-             n_actions: int | None = None, sampled: bool = True, per_episode: bool = False) -> dict:
-    """Greedy success (and, with `sampled`, success with sampled actions) per team size."""
+             n_actions: int | None = None, sampled: bool = True, per_episode: bool = False,
+             scenario: str | None = None) -> dict:
+    """Greedy success (and, with `sampled`, success with sampled actions) per team size, on the scenario
+    the policy was trained on or, zero-shot, on `scenario`."""
     loaded = load_policy(policy_path, device)
+    target = scenario or loaded.scenario
     results = []
     for n in team_sizes or [loaded.trained_n]:
+        info = scenario_info(target, n, n_actions or loaded.n_actions)
         try:
             actor = loaded.actor_for(n)
+            loaded.check_runs_on(info)
         except ValueError as exc:
             results.append({"n_agents": n, "episodes": 0, "error": str(exc)})
             continue
-        info = scenario_info(loaded.scenario, n, n_actions or loaded.n_actions)
         width = noise_width(loaded.method, n)
         with torch.no_grad():
             row = run_episodes(actor, width, info, episodes, seed, greedy=True, device=device, per_episode=per_episode)
@@ -110,4 +129,5 @@ def evaluate(policy_path: str | Path, team_sizes: list[int] | None, episodes: in
                     actor, width, info, episodes, seed, greedy=False, action_std=loaded.action_std, device=device
                 )["success_rate"]
         results.append({"n_agents": n, **row})
-    return {"scenario": loaded.scenario, "method": loaded.method, "policy": str(policy_path), "results": results}
+    return {"scenario": target, "trained_scenario": loaded.scenario, "method": loaded.method,
+            "policy": str(policy_path), "results": results}

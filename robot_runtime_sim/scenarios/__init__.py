@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from robot_runtime_sim.scenarios.base import ScenarioInfo
 
-SCENARIOS = ("xor", "coverage", "spread")
+SCENARIOS = ("xor", "coverage", "spread", "coverage_more_goals", "spread_more_goals")
 
 
 def scenario_class(name: str) -> type:
@@ -24,6 +24,14 @@ def scenario_class(name: str) -> type:
         from robot_runtime_sim.scenarios.spread import SpreadScenario
 
         return SpreadScenario
+    if name == "coverage_more_goals":
+        from robot_runtime_sim.scenarios.coverage import CoverageMoreGoalsScenario
+
+        return CoverageMoreGoalsScenario
+    if name == "spread_more_goals":
+        from robot_runtime_sim.scenarios.spread import SpreadMoreGoalsScenario
+
+        return SpreadMoreGoalsScenario
     raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
 
 

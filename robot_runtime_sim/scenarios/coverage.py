@@ -44,12 +44,17 @@ class CoverageScenario(BaseScenario):
     # The simulator's differential-drive robots (drive="diff_drive", VMAS's DiffDrive dynamics):
     # their forward speed and turn rate limits, what a Twist to them is clipped to.
     DIFF_DRIVE_LIMITS = (1.0, 4.0)  # m/s, rad/s
+    GOALS_PER_ROBOT = 1  # the `_more_goals` variants (cross-scenario transfer) have 2
+
+    @classmethod
+    def goal_count(cls, n_agents: int) -> int:
+        return cls.GOALS_PER_ROBOT * n_agents
 
     @classmethod
     def describe(cls, n_agents: int, n_actions: int | None = None) -> ScenarioInfo:
-        """One goal (landmark) per robot: the task count scales with the team."""
+        """GOALS_PER_ROBOT goals (landmarks) per robot: the task count scales with the team."""
         layout = cls.token_layout()
-        return ScenarioInfo(name=cls.name, layout=layout, action=cls.action_space(), n_tasks=n_agents,
+        return ScenarioInfo(name=cls.name, layout=layout, action=cls.action_space(), n_tasks=cls.goal_count(n_agents),
                             own_token_index=tuple(range(len(layout.self_features))), max_steps=cls.MAX_STEPS,
                             control_period_s=cls.CONTROL_PERIOD_S, kwargs={"n_agents": n_agents},
                             tasks_scale_with_team=True, dynamics=cls.dynamics())
@@ -61,6 +66,9 @@ class CoverageScenario(BaseScenario):
 
     def make_world(self, batch_dim: int, device: torch.device, **kwargs) -> World:
         self.n_agents = kwargs.pop("n_agents", 4)
+        self.n_goals = self.goal_count(self.n_agents)
+        # Success: this many goals covered, one per robot (all of them when there are as many as robots).
+        self.goals_needed = min(self.n_agents, self.n_goals)
         self.arena = kwargs.pop("arena", 1.0)
         self.goal_radius = kwargs.pop("goal_radius", 0.08)
         self.max_speed = kwargs.pop("max_speed", self.MAX_SPEED)
@@ -78,12 +86,11 @@ class CoverageScenario(BaseScenario):
             # contacts are counted (not simulated), as in dispersion.
             world.add_agent(Agent(name=f"agent_{i}", collide=False, shape=Sphere(ROBOT_RADIUS), mass=self.MASS,
                                   max_speed=self.max_speed, **self._drive_options(world)))
-        for i in range(self.n_agents):
+        for i in range(self.n_goals):
             world.add_landmark(Landmark(name=f"goal_{i}", collide=False, shape=Sphere(self.goal_radius),
                                         color=Color.GREEN))
-        shape = (batch_dim, self.n_agents)
-        self.covered = torch.zeros(shape, dtype=torch.bool, device=device)  # per goal
-        self.bound = torch.zeros(shape, dtype=torch.bool, device=device)  # per robot
+        self.covered = torch.zeros(batch_dim, self.n_goals, dtype=torch.bool, device=device)
+        self.bound = torch.zeros(batch_dim, self.n_agents, dtype=torch.bool, device=device)  # per robot
         self.potential = torch.zeros(batch_dim, device=device)
         self.step_reward = torch.zeros(batch_dim, device=device)
         self.collisions = torch.zeros(batch_dim, device=device)
@@ -131,12 +138,12 @@ class CoverageScenario(BaseScenario):
         envs = range(self.world.batch_dim) if env_index is None else [env_index]
         dim, device = self.world.dim_p, self.world.device
         if self.episode_seeds is None:
-            return self._layout(torch.rand(len(envs), self.n_agents, dim, device=device),
+            return self._layout(torch.rand(len(envs), self.n_goals, dim, device=device),
                                 lambda n: torch.rand(n, dim, device=device))
         layouts = []
         for b in envs:
             gen = torch.Generator().manual_seed(int(self.episode_seeds[b]))
-            first = torch.rand((self.n_agents, dim), generator=gen)[None]
+            first = torch.rand((self.n_goals, dim), generator=gen)[None]
             layouts.append(self._layout(first, lambda n, gen=gen: torch.rand(n, dim, generator=gen)))
         return torch.cat(layouts).to(device)
 
@@ -147,14 +154,19 @@ class CoverageScenario(BaseScenario):
 
     def _positions(self) -> tuple[torch.Tensor, torch.Tensor]:
         robots = torch.stack([a.state.pos for a in self.world.agents], dim=1)  # [B, N, 2]
-        goals = torch.stack([g.state.pos for g in self.world.landmarks], dim=1)  # [B, N, 2]
+        goals = torch.stack([g.state.pos for g in self.world.landmarks], dim=1)  # [B, goals, 2]
         return robots, goals
 
     def _potential(self, robots: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        """Sum over uncovered goals of the distance to the nearest unbound robot."""
+        """Sum over uncovered goals of the distance to the nearest unbound robot; with more goals than
+        robots, over as many uncovered goals as there are unbound robots, the nearest ones."""
         dist = torch.cdist(goals, robots)  # [B, goals, robots]
         dist = dist.masked_fill(self.bound[:, None, :], 10.0)
         nearest = dist.min(dim=-1).values
+        if self.n_goals > self.n_agents:
+            ranked = nearest.masked_fill(self.covered, float("inf")).sort(dim=-1).values
+            counted = torch.arange(self.n_goals, device=nearest.device) < (~self.bound).sum(-1, keepdim=True)
+            return ranked.masked_fill(~counted, 0.0).sum(-1)
         return (nearest * ~self.covered).sum(-1)
 
     def _update(self) -> None:
@@ -165,7 +177,7 @@ class CoverageScenario(BaseScenario):
         newly = torch.zeros_like(self.covered)
         # One goal per robot, one robot per goal, lowest indices first: a simple,
         # deterministic matching for the rare simultaneous arrivals.
-        for g in range(self.n_agents):
+        for g in range(self.n_goals):
             candidates = touching[:, g, :] & ~self.bound
             has = candidates.any(-1)
             first = candidates.float().argmax(-1)
@@ -206,8 +218,16 @@ class CoverageScenario(BaseScenario):
         return torch.cat([tokens[i], *peers, *goals], dim=-1)
 
     def done(self) -> torch.Tensor:
-        return self.covered.all(-1)
+        return self.covered.sum(-1) >= self.goals_needed
 
     def info(self, agent: Agent) -> dict[str, torch.Tensor]:
-        return {"success": self.covered.all(-1).float(), "collisions": self.collisions,
+        return {"success": self.done().float(), "collisions": self.collisions,
                 "covered": self.covered.float().sum(-1)}
+
+
+class CoverageMoreGoalsScenario(CoverageScenario):
+    """Coverage with twice as many goals as robots: success once every robot has covered one, any N of
+    the 2N. A target for cross-scenario transfer (docs/results/transfer.md): a different task count."""
+
+    name = "coverage_more_goals"
+    GOALS_PER_ROBOT = 2

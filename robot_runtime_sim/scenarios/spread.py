@@ -43,9 +43,8 @@ class SpreadScenario(CoverageScenario):
         # both be occupied by one robot.
         self.reach = self.goal_radius + ROBOT_RADIUS
         self.min_separation = 2 * self.reach
-        shape = (batch_dim, self.n_agents)
-        self.occupied = torch.zeros(shape, dtype=torch.bool, device=device)  # per landmark
-        self.on_goal = torch.zeros(shape, dtype=torch.bool, device=device)  # per robot
+        self.occupied = torch.zeros(batch_dim, self.n_goals, dtype=torch.bool, device=device)  # per landmark
+        self.on_goal = torch.zeros(batch_dim, self.n_agents, dtype=torch.bool, device=device)  # per robot
         self.success = torch.zeros(batch_dim, dtype=torch.bool, device=device)  # latched until reset
         return world
 
@@ -84,14 +83,18 @@ class SpreadScenario(CoverageScenario):
         return within.any(-1), within.any(-2)
 
     def _potential(self, robots: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        """simple_spread's objective: sum over landmarks of the distance to the nearest robot."""
-        return torch.cdist(goals, robots).min(dim=-1).values.sum(-1)
+        """simple_spread's objective: sum over landmarks of the distance to the nearest robot; with more
+        landmarks than robots, over the nearest `goals_needed` landmarks."""
+        nearest = torch.cdist(goals, robots).min(dim=-1).values
+        if self.n_goals > self.goals_needed:
+            nearest = nearest.topk(self.goals_needed, dim=-1, largest=False).values
+        return nearest.sum(-1)
 
     def _update(self) -> None:
         """Once per step (called from the first agent's reward): occupancy, success, collisions."""
         robots, goals = self._positions()
         self.occupied, self.on_goal = self._occupancy(robots, goals)
-        newly = self.occupied.all(-1) & ~self.success
+        newly = (self.occupied.sum(-1) >= self.goals_needed) & ~self.success
         self.success |= newly
         self.collisions = self._collisions(robots)
         potential = self._potential(robots, goals)
@@ -109,3 +112,11 @@ class SpreadScenario(CoverageScenario):
     def info(self, agent: Agent) -> dict[str, torch.Tensor]:
         return {"success": self.success.float(), "collisions": self.collisions,
                 "occupied": self.occupied.float().sum(-1)}
+
+
+class SpreadMoreGoalsScenario(SpreadScenario):
+    """Spread with twice as many landmarks as robots: success once every robot sits on a landmark of its
+    own at the same step. A target for cross-scenario transfer (docs/results/transfer.md)."""
+
+    name = "spread_more_goals"
+    GOALS_PER_ROBOT = 2
