@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control bench-train bench-train-coverage bench-train-phases bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control results-transfer bench-train bench-train-coverage bench-train-phases bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
@@ -91,6 +91,11 @@ results-entropy: setup
 
 results-control: setup
 	$(PY) -m robot_runtime_train.results.control --out docs/results
+
+# Policies trained with N = 4 on one scenario, zero-shot on the others (coverage, spread, their 2N-goal variants),
+# N = 2..8 -> docs/results/transfer.md; trains the coverage baselines it needs when results-control has not.
+results-transfer: setup
+	$(PY) -m robot_runtime_train.results.transfer --out docs/results
 
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from robot_runtime_sim.scenarios.base import ScenarioInfo
 
-SCENARIOS = ("xor", "coverage", "spread", "coverage_more_goals", "spread_more_goals")
+SCENARIOS = ("xor", "coverage", "spread", "coverage_more_goals", "spread_more_goals",
+             "coverage_no_contact")
 
 
 def scenario_class(name: str) -> type:
@@ -28,6 +29,10 @@ def scenario_class(name: str) -> type:
         from robot_runtime_sim.scenarios.coverage import CoverageMoreGoalsScenario
 
         return CoverageMoreGoalsScenario
+    if name == "coverage_no_contact":
+        from robot_runtime_sim.scenarios.coverage import CoverageNoContactScenario
+
+        return CoverageNoContactScenario
     if name == "spread_more_goals":
         from robot_runtime_sim.scenarios.spread import SpreadMoreGoalsScenario
 

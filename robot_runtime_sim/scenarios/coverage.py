@@ -231,3 +231,40 @@ class CoverageMoreGoalsScenario(CoverageScenario):
 
     name = "coverage_more_goals"
     GOALS_PER_ROBOT = 2
+
+
+class CoverageNoContactScenario(CoverageScenario):
+    """Coverage where a contact between two robots away from the start spot is a crash: the episode ends
+    failed. Robots that clash over a goal can no longer undo it by passing through each other, so the
+    team has to split the goals consistently from the start (where the order matters: issue 14, item 5)."""
+
+    name = "coverage_no_contact"
+    CRASH_PENALTY = 1.0  # as much as one goal's bonus
+
+    def make_world(self, batch_dim: int, device: torch.device, **kwargs) -> World:
+        world = super().make_world(batch_dim, device, **kwargs)
+        self.crashed = torch.zeros(batch_dim, dtype=torch.bool, device=device)  # latched until reset
+        self.success = torch.zeros(batch_dim, dtype=torch.bool, device=device)  # latched until reset
+        return world
+
+    def reset_world_at(self, env_index: int | None = None) -> None:
+        super().reset_world_at(env_index)
+        index = slice(None) if env_index is None else env_index
+        self.crashed[index] = False
+        self.success[index] = False
+
+    def _update(self) -> None:
+        """Coverage's step, then: a first contact fails the episode (a crash on the step of success
+        counts as a crash); a finished episode earns nothing more."""
+        finished = self.success | self.crashed
+        super()._update()
+        crash = (self.collisions > 0) & ~finished
+        self.crashed |= crash
+        self.success |= (self.covered.sum(-1) >= self.goals_needed) & ~self.crashed
+        self.step_reward = (self.step_reward - self.CRASH_PENALTY * crash.float()).masked_fill(finished, 0.0)
+
+    def done(self) -> torch.Tensor:
+        return self.success | self.crashed
+
+    def info(self, agent: Agent) -> dict[str, torch.Tensor]:
+        return {**super().info(agent), "success": self.success.float(), "crashed": self.crashed.float()}
