@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps.stamp
 ROS_STAMP := $(VENV)/.robot_runtime_ros.stamp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control results-transfer bench-train bench-train-coverage bench-train-phases bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
+.PHONY: setup test lint demo policies policy-coverage policy-spread eval-coverage eval-spread results-xor results-entropy results-control results-transfer results-order bench-train bench-train-coverage bench-train-phases bench-swarm bench-hostile bench-network bench-recorder bench-adapters setup-system clean
 
 setup: $(DEPS_STAMP) $(ROS_STAMP) setup-system
 
@@ -96,6 +96,11 @@ results-control: setup
 # N = 2..8 -> docs/results/transfer.md; trains the coverage baselines it needs when results-control has not.
 results-transfer: setup
 	$(PY) -m robot_runtime_train.results.transfer --out docs/results
+
+# Where a consistent order matters: diamond and dropout trained with N = 4 on coverage_no_contact (a contact
+# between robots fails the episode), 2 seeds, evaluated N = 2..8 -> docs/results/order.md.
+results-order: setup
+	$(PY) -m robot_runtime_train.results.order --out docs/results
 
 bench-train: setup
 	$(PY) benchmarks/train_time.py --json docs/results/train_time.json
