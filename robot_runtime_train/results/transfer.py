@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         "**bold**: the policy was trained on that scenario.",
         "",
     ]
-    reasons: dict[str, str] = {}
+    reasons: dict[tuple[str, str], list[str]] = {}  # (policy, message with its numbers blanked) -> messages
     for target in meta["targets"]:
         lines += [f"## On {target}", "", "| policy | " + " | ".join(f"N={n}" for n in TEAM_SIZES) + " |",
                   "|---|" + "---|" * len(TEAM_SIZES)]
@@ -125,11 +126,13 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
             lines.append(f"| {row['policy']} | {' | '.join(cells)} |")
             for r in row["results"]:
                 if "error" in r:
-                    reasons.setdefault(row["policy"], r["error"])
+                    reasons.setdefault((row["policy"], re.sub(r"\d+", "#", r["error"])), []).append(r["error"])
         lines.append("")
     if reasons:
-        lines += ["Why a policy cannot run (its first refusal; the others are alike):", ""]
-        lines += [f"- {policy}: {reason}" for policy, reason in reasons.items()]
+        lines += ["Why a policy cannot run (each kind of refusal once, with how many cells it covers):", ""]
+        for (policy, _), messages in reasons.items():
+            cells = f"{len(messages)} cell" + "s" * (len(messages) > 1)
+            lines.append(f"- {policy}: `{messages[0]}` ({cells})")
         lines.append("")
     path.write_text("\n".join(lines))
 

@@ -31,4 +31,4 @@ def test_markdown_bolds_the_trained_on_scenario_and_gives_the_reason_once(tmp_pa
     assert "| diamond, trained on coverage | **0.500** |" in coverage
     assert "| diamond, trained on coverage | 0.500 |" in spread
     assert "| mlp, trained on coverage | cannot run |" in spread
-    assert text.count("mlp takes 32 input floats") == 1
+    assert text.count("mlp takes 32 input floats") == 1 and "(7 cells)" in text
