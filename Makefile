@@ -98,7 +98,7 @@ results-transfer: setup
 	$(PY) -m robot_runtime_train.results.transfer --out docs/results
 
 # Where a consistent order matters: diamond and dropout trained with N = 4 on coverage_no_contact (a contact
-# between robots fails the episode), 2 seeds, evaluated N = 2..8 -> docs/results/order.md.
+# between robots fails the episode), 3 seeds, evaluated N = 2..8 -> docs/results/order.md.
 results-order: setup
 	$(PY) -m robot_runtime_train.results.order --out docs/results
 

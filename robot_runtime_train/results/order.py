@@ -80,7 +80,7 @@ def write_markdown(rows: list[dict], coverage_rows: list[dict], meta: dict, path
         "",
         "Regenerate with `make results-order` (`python -m robot_runtime_train.results.order --out docs/results`).",
         f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}; training took "
-        f"{meta['train_minutes_median']:.0f} min per run (median, one thread, two runs side by side).",
+        f"{meta['train_minutes_median']:.0f} min per run (median, one thread per run).",
         "",
         f"`{SCENARIO}`: coverage where a contact between two robots away from the start spot is a crash that "
         "ends the episode failed (`robot_runtime_sim/scenarios/coverage.py`). Each method and seed trained "
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--work", default="runs/results_order", help="where the runs are kept")
     args = parser.parse_args()

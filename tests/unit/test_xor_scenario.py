@@ -61,7 +61,7 @@ def test_cli_train_then_eval(tmp_path):
         subprocess.run(cli + ["eval", "--policy", str(target), "--n-agents", "2", "--episodes", "300",
                               "--json", str(out), *per_episode], check=True, cwd=ROOT, capture_output=True)
         result = json.loads(out.read_text())
-        assert set(result) == {"scenario", "method", "policy", "results"}
+        assert set(result) == {"scenario", "trained_scenario", "method", "policy", "results"}
         assert result["scenario"] == "xor" and result["method"] == "diamond"
         row = result["results"][0]
         assert row["n_agents"] == 2 and row["episodes"] == 300
