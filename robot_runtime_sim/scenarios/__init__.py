@@ -6,38 +6,27 @@ Importing this module imports neither torch nor VMAS: command lines list the nam
 
 from __future__ import annotations
 
+import importlib
+
 from robot_runtime_sim.scenarios.base import ScenarioInfo
 
-SCENARIOS = ("xor", "coverage", "spread", "coverage_more_goals", "spread_more_goals",
-             "coverage_no_contact")
+# name -> (module in this package, class): imported on first use.
+_CLASSES = {
+    "xor": ("xor", "XorScenario"),
+    "coverage": ("coverage", "CoverageScenario"),
+    "spread": ("spread", "SpreadScenario"),
+    "coverage_more_goals": ("coverage", "CoverageMoreGoalsScenario"),
+    "spread_more_goals": ("spread", "SpreadMoreGoalsScenario"),
+    "coverage_no_contact": ("coverage", "CoverageNoContactScenario"),
+}
+SCENARIOS = tuple(_CLASSES)
 
 
 def scenario_class(name: str) -> type:
-    if name == "xor":
-        from robot_runtime_sim.scenarios.xor import XorScenario
-
-        return XorScenario
-    if name == "coverage":
-        from robot_runtime_sim.scenarios.coverage import CoverageScenario
-
-        return CoverageScenario
-    if name == "spread":
-        from robot_runtime_sim.scenarios.spread import SpreadScenario
-
-        return SpreadScenario
-    if name == "coverage_more_goals":
-        from robot_runtime_sim.scenarios.coverage import CoverageMoreGoalsScenario
-
-        return CoverageMoreGoalsScenario
-    if name == "coverage_no_contact":
-        from robot_runtime_sim.scenarios.coverage import CoverageNoContactScenario
-
-        return CoverageNoContactScenario
-    if name == "spread_more_goals":
-        from robot_runtime_sim.scenarios.spread import SpreadMoreGoalsScenario
-
-        return SpreadMoreGoalsScenario
-    raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
+    if name not in _CLASSES:
+        raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
+    module, cls = _CLASSES[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
 def make_scenario(name: str):  # noqa: ANN201 (a VMAS BaseScenario)
