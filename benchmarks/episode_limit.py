@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from robot_runtime_sim.scenarios import scenario_info
-from robot_runtime_train.evaluate import load_policy
+from robot_runtime_train.cli import team_sizes
+from robot_runtime_train.evaluate import LoadedPolicy, load_policy
 from robot_runtime_train.policies import noise_width
 from robot_runtime_train.rollout import run_episodes
 
@@ -34,8 +35,7 @@ def held(scenario) -> torch.Tensor:  # noqa: ANN001 (a VMAS scenario)
     return flags.float().sum(-1)
 
 
-def measure(policy: str, n: int, limit: int, episodes: int) -> dict:
-    loaded = load_policy(policy)
+def measure(loaded: LoadedPolicy, n: int, limit: int, episodes: int) -> dict:
     info = dataclasses.replace(scenario_info(loaded.scenario, n), max_steps=limit)
     counts: list[torch.Tensor] = []
     playing: list[torch.Tensor] = []  # not won before this step
@@ -61,13 +61,6 @@ def measure(policy: str, n: int, limit: int, episodes: int) -> dict:
             "seconds": round(time.time() - start, 1)}
 
 
-def team_sizes(text: str) -> list[int]:
-    if "-" in text:
-        low, high = map(int, text.split("-"))
-        return list(range(low, high + 1))
-    return [int(x) for x in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="policies/spread/policy.onnx")
@@ -86,7 +79,7 @@ def main() -> None:
         default = scenario_info(loaded.scenario, n).max_steps
         limits = sorted({default, *(max(default, int(k) * n) for k in args.steps_per_robot.split(","))})
         for limit in limits:
-            row = measure(args.policy, n, limit, args.episodes)
+            row = measure(loaded, n, limit, args.episodes)
             rows.append(row)
             at = ", ".join(f"{t}: {v}" for t, v in row["mean_held_at"].items())
             print(f"| {n} | {limit} | {row['success_rate']:.3f} | {row['mean_steps_to_success']} | {at} | "

@@ -163,7 +163,7 @@ class CoverageScenario(BaseScenario):
         dist = torch.cdist(goals, robots)  # [B, goals, robots]
         dist = dist.masked_fill(self.bound[:, None, :], 10.0)
         nearest = dist.min(dim=-1).values
-        if self.n_goals > self.n_agents:
+        if self.n_goals > self.goals_needed:
             ranked = nearest.masked_fill(self.covered, float("inf")).sort(dim=-1).values
             counted = torch.arange(self.n_goals, device=nearest.device) < (~self.bound).sum(-1, keepdim=True)
             return ranked.masked_fill(~counted, 0.0).sum(-1)

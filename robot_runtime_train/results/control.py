@@ -30,6 +30,7 @@ from robot_runtime_train.evaluate import evaluate, load_policy
 from robot_runtime_train.mappo import TrainConfig, train
 from robot_runtime_train.plotting import mean_and_std, mean_std, pyplot
 from robot_runtime_train.policies import noise_width
+from robot_runtime_train.results import save_results
 from robot_runtime_train.rollout import run_episodes
 
 METHODS = ("diamond", "no_mask", "dropout", "mlp", "agent_id")
@@ -40,10 +41,11 @@ TRAINED_N = 4
 EVAL_DRAWS = "rank.step_draws"
 
 
-def train_config(method: str, seed: int, iterations: int) -> TrainConfig:
+def train_config(method: str, seed: int, iterations: int, scenario: str = "coverage") -> TrainConfig:
     """The shipped policy's recipe (policies/coverage/RECIPE.md, `make policy-coverage`), whatever the
-    method: with seed 0 and the default budget, `diamond` retrains exactly the shipped policy."""
-    return TrainConfig(scenario="coverage", method=method, n_agents=TRAINED_N, seed=seed, num_envs=64,
+    method (and, for results.order and results.transfer, on another scenario): with seed 0 and the
+    default budget, `diamond` retrains exactly the shipped policy."""
+    return TrainConfig(scenario=scenario, method=method, n_agents=TRAINED_N, seed=seed, num_envs=64,
                        iterations=iterations, lr=1e-3, eval_every=25, eval_episodes=500, progress=False)
 
 
@@ -55,6 +57,13 @@ def trained_already(run_dir: Path, config: TrainConfig) -> bool:
     return torch.load(checkpoint, map_location="cpu", weights_only=False)["config"] == asdict(config)
 
 
+def train_once(config: TrainConfig, run_dir: Path) -> dict:
+    """The run's summary, training it first unless a finished run of exactly this config is there."""
+    if trained_already(run_dir, config):
+        return json.loads((run_dir / "summary.json").read_text())
+    return train(config, run_dir)
+
+
 def finished(run_dir: Path, iterations: int, episodes: int) -> dict | None:
     """The evaluated row of a run finished with this budget, else None."""
     done = run_dir / "control_eval.json"
@@ -64,16 +73,13 @@ def finished(run_dir: Path, iterations: int, episodes: int) -> dict | None:
     return saved["row"] if saved["key"] == [iterations, episodes, EVAL_DRAWS] else None
 
 
-def run_one(method: str, seed: int, iterations: int, episodes: int, run_dir: Path) -> dict:
+def run_one(method: str, seed: int, iterations: int, episodes: int, run_dir: Path,
+            scenario: str = "coverage") -> dict:
     """Train and evaluate one (method, seed); a run finished earlier with the same budget is reused."""
     row = finished(run_dir, iterations, episodes)
     if row is not None:
         return row
-    config = train_config(method, seed, iterations)
-    if trained_already(run_dir, config):
-        summary = json.loads((run_dir / "summary.json").read_text())
-    else:
-        summary = train(config, run_dir)
+    summary = train_once(train_config(method, seed, iterations, scenario), run_dir)
     result = evaluate(run_dir / "policy.onnx", TEAM_SIZES, episodes, seed=1000 + seed, sampled=False)
     row = {"seed": seed, "train_seconds": summary["train_seconds"], "results": result["results"]}
     (run_dir / "control_eval.json").write_text(json.dumps({"key": [iterations, episodes, EVAL_DRAWS], "row": row}))
@@ -284,8 +290,7 @@ def main() -> None:
             "wall_minutes": (time.time() - start) / 60,
             "train_minutes_median": statistics.median(s["train_seconds"] for r in rows for s in r["seeds"]) / 60,
         }
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "control.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+        save_results(out, "control", meta, rows)
     write_markdown(rows, meta, out / "control.md")
     write_chart(rows, out / "control.png")
     write_trajectories(args.policy, out / "control_trajectories.png")

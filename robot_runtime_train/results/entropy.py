@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from robot_runtime_train.export import load_checkpoint
 from robot_runtime_train.mappo import TrainConfig, train
 from robot_runtime_train.plotting import mean_std
 from robot_runtime_train.policies import noise_width
+from robot_runtime_train.results import measured_on, save_results
 from robot_runtime_train.results.xor import BUDGET
 
 METHODS = ("no_mask", "mlp", "diamond")
@@ -137,12 +136,10 @@ def main() -> None:
     rows = [cell(method, n, float(coef), list(range(args.seeds)), args.episodes, Path(args.work))
             for n in map(int, args.team_sizes.split(",")) for method in args.methods.split(",")
             for coef in args.coefficients.split(",")]
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, 1 thread",
-            "torch": torch.__version__, "n_seeds": args.seeds, "episodes": args.episodes,
+    meta = {**measured_on(), "n_seeds": args.seeds, "episodes": args.episodes,
             "wall_minutes": (time.time() - start) / 60}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "entropy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    save_results(out, "entropy", meta, rows)
     write_markdown(rows, meta, out / "entropy.md")
     print(f"wrote {out}/entropy.md, entropy.json")
 

@@ -9,47 +9,26 @@ coverage where a contact between robots away from the start spot is a crash that
 episode, so a clash can no longer be undone. Every method trains on it with N = 4 and the
 shipped coverage recipe (200 iterations x 64 envs, lr 1e-3, one run per seed, kept in --work
 and not retrained), then runs zero-shot at N = 2..8, 500 episodes per team size, greedy, through
-its ONNX file, as `make results-control` does on coverage. The same methods' coverage rows are
+its ONNX file: `make results-control`'s `run_one` on another scenario. The same methods' coverage rows are
 read from docs/results/control.json for the contrast.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from robot_runtime_train.evaluate import evaluate
-from robot_runtime_train.mappo import train
 from robot_runtime_train.plotting import mean_std
-from robot_runtime_train.results.control import TEAM_SIZES, by_team_size, train_config, trained_already
+from robot_runtime_train.results import measured_on, save_results
+from robot_runtime_train.results.control import TEAM_SIZES, by_team_size, run_one
 
 SCENARIO = "coverage_no_contact"
 METHODS = ("diamond", "dropout")
 ITERATIONS = 200  # the shipped coverage recipe
-
-
-def run_one(method: str, seed: int, episodes: int, work: Path) -> dict:
-    """Train (unless this config's run is there) and evaluate one (method, seed); the evaluation is kept."""
-    run_dir = work / f"{method}_s{seed}"
-    saved = run_dir / "order_eval.json"
-    key = [SCENARIO, ITERATIONS, episodes]
-    if saved.is_file() and json.loads(saved.read_text())["key"] == key:
-        return json.loads(saved.read_text())["row"]
-    config = dataclasses.replace(train_config(method, seed, ITERATIONS), scenario=SCENARIO)
-    if not trained_already(run_dir, config):
-        train(config, run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    result = evaluate(run_dir / "policy.onnx", TEAM_SIZES, episodes, seed=1000 + seed, sampled=False)
-    row = {"seed": seed, "train_seconds": summary["train_seconds"], "results": result["results"]}
-    saved.write_text(json.dumps({"key": key, "row": row}))
-    return row
 
 
 def success_table(rows: list[dict]) -> list[str]:
@@ -118,14 +97,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
-    rows = [{"method": m, "scenario": SCENARIO, "seeds": [run_one(m, s, args.episodes, Path(args.work))
-                                                          for s in seeds]} for m in methods]
+    work = Path(args.work)
+    rows = [{"method": m, "scenario": SCENARIO,
+             "seeds": [run_one(m, s, ITERATIONS, args.episodes, work / f"{m}_s{s}", SCENARIO) for s in seeds]}
+            for m in methods]
     out = Path(args.out)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, 1 thread",
-            "torch": torch.__version__, "episodes": args.episodes, "seeds": seeds,
+    meta = {**measured_on(), "episodes": args.episodes, "seeds": seeds,
             "train_minutes_median": statistics.median(s["train_seconds"] for r in rows for s in r["seeds"]) / 60}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "order.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    save_results(out, "order", meta, rows)
     write_markdown(rows, coverage_rows(out / "control.json", methods), meta, out / "order.md")
     print(f"wrote {out}/order.md, order.json")
 

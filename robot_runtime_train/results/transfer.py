@@ -19,9 +19,7 @@ takes one input width and runs only where a target happens to give it that width
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import platform
 import re
 import time
 from dataclasses import dataclass
@@ -30,11 +28,10 @@ from pathlib import Path
 import torch
 
 from robot_runtime_train.evaluate import evaluate
-from robot_runtime_train.mappo import train
-from robot_runtime_train.results.control import train_config, trained_already
+from robot_runtime_train.results import measured_on, save_results
+from robot_runtime_train.results.control import TEAM_SIZES, train_config, train_once
 
 TARGETS = ("coverage", "spread", "coverage_more_goals", "spread_more_goals")
-TEAM_SIZES = list(range(2, 9))
 EPISODES = 500
 SEED = 7  # the episode seed of make eval-coverage / eval-spread
 
@@ -45,8 +42,7 @@ class Source:
 
     method: str
     scenario: str  # trained on
-    shipped: str | None = None  # path of a shipped ONNX file
-    run: str | None = None  # "control" (make results-control's run dir) or "transfer" (this command's)
+    shipped: str | None = None  # path of a shipped ONNX file; else trained (seed 0, the coverage recipe)
 
     @property
     def label(self) -> str:
@@ -56,23 +52,21 @@ class Source:
 SOURCES = (
     Source("diamond", "coverage", shipped="policies/coverage/policy.onnx"),
     Source("diamond", "spread", shipped="policies/spread/policy.onnx"),
-    Source("no_mask", "coverage", run="control"),
-    Source("dropout", "coverage", run="control"),
-    Source("mlp", "coverage", run="control"),
-    Source("diamond", "coverage_more_goals", run="transfer"),
+    Source("no_mask", "coverage"),
+    Source("dropout", "coverage"),
+    Source("mlp", "coverage"),
+    Source("diamond", "coverage_more_goals"),
 )
 
 
 def policy_file(source: Source, control_work: Path, work: Path) -> Path:
-    """The source's ONNX file, training its run (seed 0, the coverage recipe) if it is not there yet."""
+    """The source's ONNX file, training its run if it is not there yet: coverage's are the runs of
+    `make results-control`, the others this command's."""
     if source.shipped:
         return Path(source.shipped)
-    config = dataclasses.replace(train_config(source.method, 0, 200), scenario=source.scenario)
-    run_dir = control_work / f"{source.method}_s0" if source.run == "control" else \
+    run_dir = control_work / f"{source.method}_s0" if source.scenario == "coverage" else \
         work / f"{source.scenario}_{source.method}_s0"
-    if not trained_already(run_dir, config):
-        print(f"training {source.label} in {run_dir}", flush=True)
-        train(config, run_dir)
+    train_once(train_config(source.method, 0, 200, source.scenario), run_dir)
     return run_dir / "policy.onnx"
 
 
@@ -105,7 +99,7 @@ def write_markdown(rows: list[dict], meta: dict, path: Path) -> None:
         "",
         "Regenerate with `make results-transfer` (`python -m robot_runtime_train.results.transfer --out "
         "docs/results`).",
-            f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}; the evaluations took "
+        f"Measured {meta['date']} on {meta['machine']}, torch {meta['torch']}; the evaluations took "
         f"{meta['eval_minutes']:.1f} min (the trainings are not counted).",
         "",
         f"Greedy success on {meta['episodes']} episodes per team size (episode seed {meta['seed']}) through each "
@@ -156,12 +150,10 @@ def main() -> None:
             rows.append({"policy": source.label, "method": source.method, "trained_on": source.scenario,
                          "file": str(file), "target": target, "results": results})
             print(f"{target:20s} {source.label:40s} {' '.join(cell(r) for r in results)}", flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, 1 thread",
-            "torch": torch.__version__, "episodes": args.episodes, "seed": SEED, "targets": targets,
+    meta = {**measured_on(), "episodes": args.episodes, "seed": SEED, "targets": targets,
             "eval_minutes": seconds / 60}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "transfer.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    save_results(out, "transfer", meta, rows)
     write_markdown(rows, meta, out / "transfer.md")
     print(f"wrote {out}/transfer.md, transfer.json")
 

@@ -21,6 +21,7 @@ import torch
 from robot_runtime_train.evaluate import evaluate
 from robot_runtime_train.mappo import TrainConfig, train
 from robot_runtime_train.plotting import mean_and_std, mean_std, pyplot
+from robot_runtime_train.results import save_results
 
 # (label, method, dropout_p, n_agents)
 RUNS = [
@@ -162,7 +163,6 @@ def main() -> None:
         earlier = json.loads((out / "xor.json").read_text())
         kept = [{"measured": earlier["meta"]["date"], **r} for r in earlier["rows"] if r["n_agents"] not in team_sizes]
     rows = sorted(kept + rerun, key=lambda r: [run[0::3] for run in RUNS].index((r["label"], r["n_agents"])))
-    out.mkdir(parents=True, exist_ok=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)",
@@ -171,7 +171,7 @@ def main() -> None:
         "episodes": args.episodes,
         "wall_minutes": (time.time() - start) / 60,
     }
-    (out / "xor.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    save_results(out, "xor", meta, rows)
     write_markdown(rows, meta, out / "xor.md")
     write_chart(rows, out / "xor.png")
     print(f"wrote {out}/xor.md, xor.json, xor.png")
